@@ -1,0 +1,259 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"runtime"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+	"golang.org/x/sync/errgroup"
+)
+
+// ProblemKind says what is wrong with a block.
+type ProblemKind string
+
+// Kinds of problems Verify reports.
+const (
+	// ProblemCorrupt: the stored bytes do not hash to the block's CID.
+	ProblemCorrupt ProblemKind = "corrupt"
+	// ProblemUnreadable: the index names bytes the pack does not have.
+	ProblemUnreadable ProblemKind = "unreadable"
+	// ProblemMissing: a pinned DAG links to a block that is not stored.
+	ProblemMissing ProblemKind = "missing"
+	// ProblemMalformed: a pinned DAG holds a node whose links cannot be read.
+	ProblemMalformed ProblemKind = "malformed"
+)
+
+// Problem is one finding of Verify.
+type Problem struct {
+	Kind ProblemKind
+	// Cid names the block (for corrupt and unreadable blocks, found by
+	// multihash, the raw-codec CID of that multihash).
+	Cid cid.Cid
+	// Root is the pinned DAG a missing or malformed block belongs to.
+	Root   cid.Cid
+	Detail string
+}
+
+func (p Problem) String() string {
+	s := fmt.Sprintf("%s %s", p.Kind, p.Cid)
+	if p.Root.Defined() {
+		s += " (in pinned DAG " + p.Root.String() + ")"
+	}
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	return s
+}
+
+// VerifyStats summarises a Verify run.
+type VerifyStats struct {
+	Blocks   int
+	Bytes    int64
+	Pins     int
+	Problems int
+}
+
+// Verify re-hashes every stored block and walks every pinned DAG, calling
+// report for each corrupt, unreadable, missing or malformed block. It
+// changes nothing. The error is for failures to run, not for findings.
+func (s *Store) Verify(ctx context.Context, report func(Problem)) (VerifyStats, error) {
+	if err := s.enter(); err != nil {
+		return VerifyStats{}, err
+	}
+	defer s.exit()
+	var st VerifyStats
+	var mu sync.Mutex
+	add := func(p Problem) {
+		mu.Lock()
+		defer mu.Unlock()
+		st.Problems++
+		if report != nil {
+			report(p)
+		}
+	}
+
+	type job struct {
+		hash []byte
+		loc  location
+	}
+	jobs := make(chan job, 64)
+	g, gctx := errgroup.WithContext(ctx)
+	for range runtime.GOMAXPROCS(0) {
+		g.Go(func() error {
+			for j := range jobs {
+				c := HashCid(j.hash)
+				data, err := s.readAt(j.loc)
+				if err != nil {
+					add(Problem{Kind: ProblemUnreadable, Cid: c, Detail: err.Error()})
+					continue
+				}
+				if ok, err := hashMatches(j.hash, data); err != nil || !ok {
+					detail := "hash mismatch"
+					if err != nil {
+						detail = err.Error()
+					}
+					add(Problem{Kind: ProblemCorrupt, Cid: c, Detail: detail})
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		return s.iterateBlocks(gctx, func(hash []byte, loc location) error {
+			st.Blocks++
+			st.Bytes += loc.length
+			select {
+			case jobs <- job{hash: append([]byte(nil), hash...), loc: loc}:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+	})
+	if err := g.Wait(); err != nil {
+		return st, fmt.Errorf("verify: %w", err)
+	}
+
+	roots, err := s.pins()
+	if err != nil {
+		return st, err
+	}
+	st.Pins = len(roots)
+	for _, root := range roots {
+		if err := s.verifyDAG(ctx, root, add); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// verifyDAG walks a pinned DAG reporting missing and unreadable nodes
+// instead of stopping at the first.
+func (s *Store) verifyDAG(ctx context.Context, root cid.Cid, add func(Problem)) error {
+	seen := make(map[string]struct{})
+	stack := []cid.Cid{root}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if _, ok := seen[c.KeyString()]; ok || isIdentity(c) {
+			continue
+		}
+		seen[c.KeyString()] = struct{}{}
+		if c.Type() == cid.Raw {
+			ok, err := s.db.Has(blockKey(c.Hash()), nil)
+			if err != nil {
+				return fmt.Errorf("verify: %w", err)
+			}
+			if !ok {
+				add(Problem{Kind: ProblemMissing, Cid: c, Root: root})
+			}
+			continue
+		}
+		data, err := s.read(c.Hash())
+		switch {
+		case errors.Is(err, ErrNotFound):
+			add(Problem{Kind: ProblemMissing, Cid: c, Root: root})
+			continue
+		case err != nil:
+			continue // reported as unreadable by the block pass
+		}
+		if ok, _ := hashMatches(c.Hash(), data); !ok {
+			continue // reported as corrupt by the block pass
+		}
+		links, err := Links(c, data)
+		if err != nil {
+			add(Problem{Kind: ProblemMalformed, Cid: c, Root: root, Detail: err.Error()})
+			continue
+		}
+		stack = append(stack, links...)
+	}
+	return nil
+}
+
+// readAt reads a block at a known location.
+func (s *Store) readAt(loc location) ([]byte, error) {
+	p := s.packs.acquire(loc.pack)
+	if p == nil {
+		return nil, fmt.Errorf("pack %d is missing", loc.pack)
+	}
+	defer s.packs.release(p)
+	buf := make([]byte, loc.length)
+	if err := readAt(p.f, buf, loc.offset); err != nil {
+		return nil, fmt.Errorf("read pack %d at %d: %w", loc.pack, loc.offset, err)
+	}
+	return buf, nil
+}
+
+// Stat summarises the store.
+type Stat struct {
+	Blocks     int
+	BlockBytes int64
+	Pins       []cid.Cid
+	Packs      int
+	// DiskBytes is the size of the pack files and the index on disk.
+	DiskBytes int64
+}
+
+// Stat counts the blocks and their bytes, lists the pins and measures the
+// store on disk.
+func (s *Store) Stat(ctx context.Context) (Stat, error) {
+	if err := s.enter(); err != nil {
+		return Stat{}, err
+	}
+	defer s.exit()
+	var st Stat
+	err := s.iterateBlocks(ctx, func(_ []byte, loc location) error {
+		st.Blocks++
+		st.BlockBytes += loc.length
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	if st.Pins, err = s.pins(); err != nil {
+		return st, err
+	}
+	for _, dir := range []string{s.packs.dir, path.Join(s.dir, "index")} {
+		n, files, err := dirSize(s.fs, dir)
+		if err != nil {
+			return st, fmt.Errorf("stat %s: %w", dir, err)
+		}
+		st.DiskBytes += n
+		if dir == s.packs.dir {
+			st.Packs = files
+		}
+	}
+	return st, nil
+}
+
+func dirSize(fsys FS, dir string) (int64, int, error) {
+	names, err := fsys.ReadDir(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	var total int64
+	for _, name := range names {
+		f, err := fsys.OpenFile(path.Join(dir, name), 0, 0)
+		if err != nil {
+			if isNotExist(err) {
+				continue // removed meanwhile
+			}
+			return 0, 0, err
+		}
+		n, err := f.Size()
+		f.Close()
+		if err != nil {
+			return 0, 0, err
+		}
+		total += n
+	}
+	return total, len(names), nil
+}
