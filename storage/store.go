@@ -71,6 +71,10 @@ type Options struct {
 	// FlushEntries is how many new blocks a Writer gathers before it makes
 	// them durable and indexes them even without Flush (default 16384).
 	FlushEntries int
+
+	// indexWriteBuffer overrides leveldb's memtable size; tests shrink it
+	// so that table files and manifest rewrites happen in small workloads.
+	indexWriteBuffer int
 }
 
 // Store is a content-addressed block store: blocks live in append-only
@@ -123,6 +127,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	db, err := leveldb.Open(stor, &opt.Options{
 		Filter:                 filter.NewBloomFilter(10),
 		OpenFilesCacheCapacity: 64,
+		WriteBuffer:            opts.indexWriteBuffer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store index %s: %w", indexDir, err)
