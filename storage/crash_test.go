@@ -251,7 +251,6 @@ func TestFullDiskKeepsWhatWasStored(t *testing.T) {
 	}
 }
 
-
 func (o Options) withFS(fsys FS) Options {
 	o.FS = fsys
 	return o

@@ -110,22 +110,28 @@ func (s *Store) WalkDAG(ctx context.Context, root cid.Cid, fn func(c cid.Cid, da
 	return nil
 }
 
-// Pin pins an already stored DAG after checking that every block of it is
-// there. While it walks, it holds each block with a lease, so a GC running
-// at the same time cannot take the DAG apart under it.
-func (s *Store) Pin(ctx context.Context, root cid.Cid) error {
+// Pin pins already stored DAGs after checking that every block of each is
+// there; the pins are written together, or not at all. While it walks, it
+// holds each block with a lease, so a GC running at the same time cannot
+// take a DAG apart under it.
+func (s *Store) Pin(ctx context.Context, roots ...cid.Cid) error {
 	lease := s.leases.newLease()
 	defer lease.Release()
-	err := s.walkHeld(ctx, lease, root, nil)
-	if err != nil {
-		return fmt.Errorf("pin %s: %w", root, err)
+	for _, root := range roots {
+		if err := s.walkHeld(ctx, lease, root, nil); err != nil {
+			return fmt.Errorf("pin %s: %w", root, err)
+		}
 	}
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.exit()
-	if err := s.db.Put(pinKey(root), encodePin(pinRecord{}), &opt.WriteOptions{Sync: true}); err != nil {
-		return fmt.Errorf("pin %s: %w", root, err)
+	b := new(leveldb.Batch)
+	for _, root := range roots {
+		b.Put(pinKey(root), encodePin(pinRecord{}))
+	}
+	if err := s.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+		return fmt.Errorf("write pins: %w", err)
 	}
 	return nil
 }
