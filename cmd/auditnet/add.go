@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"auditnet/node"
+)
+
+func (a *app) addCommand() *cobra.Command {
+	var (
+		quiet, onlyHash, recursive, storeSymlinks, skipSpecial bool
+		pin                                                    bool
+		symlinks                                               string
+	)
+	cmd := &cobra.Command{
+		Use:   "add [-Q] [-n] [-r] PATH...",
+		Short: "Import files or directories as UnixFS DAGs (kubo-compatible CIDs) and pin them",
+		Long: `Import files or directories into the repo as UnixFS DAGs with the CIDs of
+kubo's 'ipfs add --cid-version=1' (256 KiB chunks, raw leaves, balanced
+layout, HAMT-sharded directories past 256 KiB of entries). Hidden files are
+always included. Symbolic links and special files are refused unless
+--symlinks=store or --skip-special says otherwise. The CIDs are printed only
+once the data, its index and its pin are on disk.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, paths []string) error {
+			switch symlinks {
+			case "refuse":
+			case "store":
+				storeSymlinks = true
+			default:
+				return fmt.Errorf("--symlinks=%s: want refuse or store", symlinks)
+			}
+			opts := node.AddOptions{
+				Recursive: recursive, StoreSymlinks: storeSymlinks, SkipSpecial: skipSpecial, NoPin: !pin,
+				Skipped: func(path string) { fmt.Fprintf(a.stderr, "skipped special file %s\n", path) },
+			}
+			bar := newProgress(a.stderr, totalSize(paths), "adding")
+			if bar != nil {
+				opts.Progress = bar.add
+				defer bar.finish()
+			}
+			var repo *node.Repo
+			if !onlyHash {
+				var err error
+				if repo, err = a.openRepo(); err != nil {
+					return err
+				}
+				defer repo.Close()
+			}
+			res, err := node.Add(cmd.Context(), repo, paths, opts)
+			if err != nil {
+				return err
+			}
+			bar.finish()
+			if quiet {
+				for _, r := range res.Roots {
+					fmt.Fprintln(a.stdout, r.Cid)
+				}
+				return nil
+			}
+			for _, e := range res.Entries {
+				fmt.Fprintf(a.stdout, "added %s %s\n", e.Cid, e.Path)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&quiet, "quieter", "Q", false, "print only the root CID of each path")
+	f.BoolVarP(&onlyHash, "only-hash", "n", false, "compute the CIDs and write nothing (no repo needed)")
+	f.BoolVarP(&recursive, "recursive", "r", false, "add directories")
+	f.StringVar(&symlinks, "symlinks", "refuse", "symbolic links: refuse, or store them as UnixFS symlinks")
+	f.BoolVar(&skipSpecial, "skip-special", false, "skip devices, sockets and named pipes (each is reported) instead of failing")
+	f.BoolVar(&pin, "pin", true, "pin the added DAGs")
+	return cmd
+}
+
+// totalSize sums the sizes of the regular files under paths, for the
+// progress bar; unreadable entries count as zero (the add reports them).
+func totalSize(paths []string) int64 {
+	var total int64
+	for _, p := range paths {
+		filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if info, err := d.Info(); err == nil {
+					total += info.Size()
+				}
+			}
+			return nil
+		})
+	}
+	return total
+}

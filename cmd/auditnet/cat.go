@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"auditnet/node"
+)
+
+func (a *app) catCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cat CID[/PATH]",
+		Short: "Write a file's content to stdout, re-hashing every block",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := node.ParseRef(args[0])
+			if err != nil {
+				return err
+			}
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			return repo.Cat(cmd.Context(), ref, a.stdout)
+		},
+	}
+}
+
+func (a *app) getCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "get CID[/PATH] [-o PATH]",
+		Short: "Write a file or directory to disk, re-hashing every block",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := node.ParseRef(args[0])
+			if err != nil {
+				return err
+			}
+			if output == "" {
+				output = ref.Root.String()
+				if ref.Path != "" {
+					output = filepath.Base(ref.Path)
+				}
+			}
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			n, err := repo.Stat(cmd.Context(), ref)
+			if err != nil {
+				return err
+			}
+			bar := newProgress(a.stderr, int64(n.Size), "getting")
+			var progress func(int)
+			if bar != nil {
+				progress = bar.add
+				defer bar.finish()
+			}
+			if err := repo.Get(cmd.Context(), ref, output, progress); err != nil {
+				return err
+			}
+			bar.finish()
+			fmt.Fprintf(a.stderr, "saved %s to %s\n", ref, output)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "where to write it (must not exist; default: the CID or the path's last name)")
+	return cmd
+}
+
+func (a *app) lsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls CID[/PATH]",
+		Short: "List a directory: CID, size and name of each entry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := node.ParseRef(args[0])
+			if err != nil {
+				return err
+			}
+			repo, err := a.openRepo()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			entries, err := repo.Ls(cmd.Context(), ref)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				name := e.Name
+				size := fmt.Sprint(e.Size)
+				if e.Kind.String() == "directory" {
+					name += "/"
+					size = "-"
+				}
+				fmt.Fprintf(a.stdout, "%s %s %s\n", e.Cid, size, name)
+			}
+			return nil
+		},
+	}
+}

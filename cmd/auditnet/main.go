@@ -1,0 +1,109 @@
+// Command auditnet runs an auditnet node and its local tools: import and
+// export of audit datasets, pins, garbage collection and store checks. See
+// README.md and docs/DESIGN.md for the whole system.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"auditnet/node"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// app carries what every command needs.
+type app struct {
+	repoDir string
+	verbose bool
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// run executes the CLI and returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "Error:", explain(err))
+		return 1
+	}
+	return 0
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "auditnet",
+		Short:         "auditnet: agencies keep their audit data, auditors fetch and verify it",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&a.repoDir, "repo", "", "repo directory (default $AUDITNET_REPO, else ~/.auditnet)")
+	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log what the node does to stderr")
+	root.AddCommand(
+		a.initCommand(),
+		a.addCommand(),
+		a.catCommand(),
+		a.getCommand(),
+		a.lsCommand(),
+		a.pinCommand(),
+		a.repoCommand(),
+		a.dagCommand(),
+	)
+	return root
+}
+
+func (a *app) logger() *slog.Logger {
+	if !a.verbose {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func (a *app) dir() (string, error) {
+	if a.repoDir != "" {
+		return a.repoDir, nil
+	}
+	return node.DefaultRepoDir()
+}
+
+// openRepo opens the repo for a command; the caller closes it.
+func (a *app) openRepo() (*node.Repo, error) {
+	dir, err := a.dir()
+	if err != nil {
+		return nil, err
+	}
+	return node.OpenRepo(dir, a.logger())
+}
+
+// explain adds the advice a user needs to the errors they can act on.
+func explain(err error) string {
+	switch {
+	case errors.Is(err, node.ErrNotInitialised):
+		return err.Error() + " (run 'auditnet init' first, or pass --repo)"
+	case errors.Is(err, node.ErrLocked):
+		return err.Error() + " (is a daemon or another command using it?)"
+	case errors.Is(err, syscall.ENOSPC):
+		return err.Error() + " (the disk is full; nothing already stored was lost)"
+	case errors.Is(err, context.Canceled):
+		return "interrupted; nothing from this command was stored"
+	}
+	return err.Error()
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+	"github.com/spf13/cobra"
+
+	"auditnet/node"
+)
+
+func (a *app) pinCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "pin", Short: "Keep DAGs from garbage collection"}
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "add CID...",
+			Short: "Pin stored DAGs (each must be complete in the repo)",
+			Args:  cobra.MinimumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				roots, err := parseCids(args)
+				if err != nil {
+					return err
+				}
+				repo, err := a.openRepo()
+				if err != nil {
+					return err
+				}
+				defer repo.Close()
+				if err := repo.PinAdd(cmd.Context(), roots); err != nil {
+					return err
+				}
+				for _, c := range roots {
+					fmt.Fprintf(a.stdout, "pinned %s recursively\n", c)
+				}
+				return nil
+			},
+		},
+		&cobra.Command{
+			Use:   "rm CID...",
+			Short: "Unpin DAGs; 'repo gc' then reclaims their blocks",
+			Args:  cobra.MinimumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				roots, err := parseCids(args)
+				if err != nil {
+					return err
+				}
+				repo, err := a.openRepo()
+				if err != nil {
+					return err
+				}
+				defer repo.Close()
+				if err := repo.PinRm(cmd.Context(), roots); err != nil {
+					return err
+				}
+				for _, c := range roots {
+					fmt.Fprintf(a.stdout, "unpinned %s\n", c)
+				}
+				return nil
+			},
+		},
+		&cobra.Command{
+			Use:   "ls",
+			Short: "List pinned roots",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				repo, err := a.openRepo()
+				if err != nil {
+					return err
+				}
+				defer repo.Close()
+				pins, err := repo.Store.Pins(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, c := range pins {
+					fmt.Fprintf(a.stdout, "%s recursive\n", c)
+				}
+				return nil
+			},
+		},
+	)
+	return cmd
+}
+
+func parseCids(args []string) ([]cid.Cid, error) {
+	out := make([]cid.Cid, len(args))
+	for i, s := range args {
+		ref, err := node.ParseRef(s)
+		if err != nil {
+			return nil, err
+		}
+		if ref.Path != "" {
+			return nil, fmt.Errorf("%q: give a CID, not a path", s)
+		}
+		out[i] = ref.Root
+	}
+	return out, nil
+}

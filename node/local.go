@@ -1,0 +1,232 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ipfs/go-cid"
+
+	"auditnet/storage"
+	"auditnet/storage/car"
+	"auditnet/storage/unixfs"
+)
+
+// Ref names a UnixFS node: a root CID and a path below it. It is written
+// CID, CID/path or /ipfs/CID/path.
+type Ref struct {
+	Root cid.Cid
+	Path string
+}
+
+func (r Ref) String() string {
+	if r.Path == "" {
+		return r.Root.String()
+	}
+	return r.Root.String() + "/" + r.Path
+}
+
+// ParseRef parses a reference to a UnixFS node.
+func ParseRef(s string) (Ref, error) {
+	rest := strings.TrimPrefix(s, "/ipfs/")
+	head, path, _ := strings.Cut(rest, "/")
+	c, err := cid.Decode(head)
+	if err != nil {
+		return Ref{}, fmt.Errorf("invalid CID %q: %w", head, err)
+	}
+	return Ref{Root: c, Path: strings.Trim(path, "/")}, nil
+}
+
+// AddOptions control Add.
+type AddOptions struct {
+	// Recursive allows directories.
+	Recursive bool
+	// StoreSymlinks stores symbolic links as UnixFS symlinks instead of
+	// refusing them.
+	StoreSymlinks bool
+	// SkipSpecial skips devices, sockets and named pipes.
+	SkipSpecial bool
+	// NoPin leaves the added DAGs unpinned (the next GC removes them).
+	NoPin bool
+	// Progress is told the number of file bytes each chunk adds.
+	Progress func(n int)
+	// Skipped is told of every special file skipped.
+	Skipped func(path string)
+}
+
+// Added is one file or directory an add stored.
+type Added struct {
+	Path string
+	Cid  cid.Cid
+	Size uint64
+}
+
+// AddResult lists what an add stored: every file and directory, children
+// before parents, and the root of each path given.
+type AddResult struct {
+	Entries []Added
+	Roots   []Added
+}
+
+// ErrIsDirectory is returned by Add for a directory without Recursive.
+var ErrIsDirectory = errors.New("is a directory (use -r to add a directory)")
+
+// Add imports paths into a UnixFS DAG each. With a nil repo it only
+// computes the CIDs (`add --only-hash`) and writes nothing. Otherwise the
+// blocks and pins are committed together, and only then is the result
+// returned: a printed CID is on disk.
+func Add(ctx context.Context, r *Repo, paths []string, opts AddOptions) (AddResult, error) {
+	for _, p := range paths {
+		info, err := os.Lstat(p)
+		if err != nil {
+			return AddResult{}, err
+		}
+		if info.IsDir() && !opts.Recursive {
+			return AddResult{}, fmt.Errorf("%s %w", p, ErrIsDirectory)
+		}
+	}
+	var sink unixfs.BlockSink
+	var w *storage.Writer
+	if r != nil {
+		var err error
+		if w, err = r.Store.NewWriter(); err != nil {
+			return AddResult{}, err
+		}
+		defer w.Close()
+		sink = w
+	}
+	im, err := unixfs.NewImporter(unixfs.Params{}, sink, opts.Progress)
+	if err != nil {
+		return AddResult{}, err
+	}
+	uopts := unixfs.AddOptions{SkipSpecial: opts.SkipSpecial}
+	if opts.StoreSymlinks {
+		uopts.Symlinks = unixfs.SymlinksStore
+	}
+	if opts.Skipped != nil {
+		uopts.Skipped = func(path string, _ fs.FileMode) { opts.Skipped(path) }
+	}
+	var res AddResult
+	for _, p := range paths {
+		root, err := im.AddPath(ctx, p, uopts, func(path string, e unixfs.Entry) {
+			res.Entries = append(res.Entries, Added{Path: path, Cid: e.Cid, Size: e.Size})
+		})
+		if err != nil {
+			return AddResult{}, err
+		}
+		res.Roots = append(res.Roots, Added{Path: filepath.Base(filepath.Clean(p)), Cid: root.Cid, Size: root.Size})
+		if w != nil && !opts.NoPin {
+			w.Pin(root.Cid)
+		}
+	}
+	if w != nil {
+		if err := w.Commit(); err != nil {
+			return AddResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// resolve finds the node a reference names, with a clear error for a
+// block the repo does not hold.
+func (r *Repo) resolve(ctx context.Context, ref Ref) (*unixfs.Node, error) {
+	n, err := unixfs.Resolve(ctx, r.Store, ref.Root, ref.Path)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%s: not in this repo (%w)", ref, err)
+	}
+	return n, err
+}
+
+// Cat writes the file ref names to w, re-hashing every block on the way.
+func (r *Repo) Cat(ctx context.Context, ref Ref, w io.Writer) error {
+	n, err := r.resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	fr, err := unixfs.NewFileReader(ctx, r.Store, n, 0)
+	if err != nil {
+		return err
+	}
+	defer fr.Close()
+	if _, err := fr.WriteTo(w); err != nil {
+		return fmt.Errorf("cat %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Stat returns the node ref names (its kind and size).
+func (r *Repo) Stat(ctx context.Context, ref Ref) (*unixfs.Node, error) {
+	return r.resolve(ctx, ref)
+}
+
+// Get writes the file, directory or symlink ref names to dst, which must
+// not exist.
+func (r *Repo) Get(ctx context.Context, ref Ref, dst string, progress func(int)) error {
+	n, err := r.resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	return unixfs.Extract(ctx, r.Store, n, dst, unixfs.ExtractOptions{Progress: progress})
+}
+
+// LsEntry is one entry of a directory listing.
+type LsEntry struct {
+	Name string
+	Cid  cid.Cid
+	Kind unixfs.Kind
+	Size uint64
+}
+
+// Ls lists the directory ref names (or the file itself, if it is one).
+func (r *Repo) Ls(ctx context.Context, ref Ref) ([]LsEntry, error) {
+	n, err := r.resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if n.Kind != unixfs.KindDirectory {
+		return []LsEntry{{Name: ref.String(), Cid: n.Cid, Kind: n.Kind, Size: n.Size}}, nil
+	}
+	links, err := unixfs.ReadDir(ctx, r.Store, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]LsEntry, 0, len(links))
+	for _, l := range links {
+		child, err := unixfs.Load(ctx, r.Store, l.Cid)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, LsEntry{Name: l.Name, Cid: l.Cid, Kind: child.Kind, Size: child.Size})
+	}
+	return out, nil
+}
+
+// PinAdd pins stored DAGs, checking each is complete.
+func (r *Repo) PinAdd(ctx context.Context, roots []cid.Cid) error {
+	return r.Store.Pin(ctx, roots...)
+}
+
+// PinRm unpins roots.
+func (r *Repo) PinRm(ctx context.Context, roots []cid.Cid) error {
+	for _, c := range roots {
+		if err := r.Store.Unpin(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DagExport writes ref's DAG as a CAR v1 to w.
+func (r *Repo) DagExport(ctx context.Context, root cid.Cid, w io.Writer) error {
+	return car.Export(ctx, w, r.Store, root)
+}
+
+// DagImport reads a CAR, stores its blocks and pins its roots.
+func (r *Repo) DagImport(ctx context.Context, rd io.Reader) (car.ImportResult, error) {
+	return car.Import(ctx, rd, r.Store)
+}
