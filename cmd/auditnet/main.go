@@ -1,6 +1,6 @@
-// Command auditnet runs an auditnet node and its local tools: import and
-// export of audit datasets, pins, garbage collection and store checks. See
-// README.md and docs/DESIGN.md for the whole system.
+// Command auditnet runs an auditnet node's local tools: import and export
+// of audit datasets, pins, garbage collection and store checks. See
+// README.md for the commands.
 package main
 
 import (
