@@ -57,9 +57,29 @@ type Node struct {
 	Data  []byte
 }
 
+// Validate reports whether the node can be encoded into bytes that Decode
+// accepts: every link has a hash and a size below 2^63.
+func (n *Node) Validate() error {
+	for i, l := range n.Links {
+		if !l.Hash.Defined() {
+			return malformed("link %d has no hash", i)
+		}
+		if l.Tsize > math.MaxInt64 {
+			return malformed("link %d size %d out of range", i, l.Tsize)
+		}
+	}
+	return nil
+}
+
 // Marshal returns the node's canonical encoding. Links are written in the
-// order given; UnixFS writers sort directory links by name first.
+// order given; UnixFS writers sort directory links by name first. The node
+// must be valid (see Validate): encoding a link without a hash is a bug in
+// the caller, and Marshal panics on it rather than write a block that no
+// decoder accepts.
 func (n *Node) Marshal() []byte {
+	if err := n.Validate(); err != nil {
+		panic(fmt.Sprintf("dagpb: marshal of an invalid node: %v", err))
+	}
 	return n.AppendMarshal(make([]byte, 0, n.size()))
 }
 

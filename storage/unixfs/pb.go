@@ -77,8 +77,13 @@ type Data struct {
 	Mtime []byte
 }
 
-// Marshal encodes d in field order, as protobuf (proto2) writers do.
+// Marshal encodes d in field order, as protobuf (proto2) writers do. The
+// type must be one of the Type constants; anything else is a bug in the
+// caller and panics, since DecodeData would refuse the result.
 func (d *Data) Marshal() []byte {
+	if d.Type < TypeRaw || d.Type > TypeHAMTShard {
+		panic(fmt.Sprintf("unixfs: marshal of unknown type %d", d.Type))
+	}
 	b := make([]byte, 0, 16+len(d.Data)+11*len(d.BlockSizes))
 	b = protowire.AppendTag(b, fieldType, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(d.Type))
