@@ -84,6 +84,12 @@ func InitRepo(dir string, role Role) error {
 		return err
 	}
 	defer lock.Close()
+	// Without a config the repo was never initialised, so a block store
+	// left by an init that crashed holds nothing anyone was told about;
+	// starting it afresh avoids opening a half-created index.
+	if err := os.RemoveAll(filepath.Join(dir, blocksDir)); err != nil {
+		return fmt.Errorf("clear unfinished repo %s: %w", dir, err)
+	}
 	st, err := storage.Open(filepath.Join(dir, blocksDir), storage.Options{})
 	if err != nil {
 		return err

@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -19,15 +19,64 @@ import (
 
 var errPowerCut = errors.New("power cut")
 
-// crashModel is what a workload had acknowledged when it stopped.
-type crashModel struct {
-	files    map[string][]byte // root → content, for every acknowledged add
-	pinned   map[string]bool   // root → pinned, as last acknowledged
-	unpinned map[string]bool   // roots whose unpin was acknowledged
+// crashEvent is one operation of the workload that changes what must
+// survive: the file-system operation count when it started and, if it
+// returned success, when it was acknowledged.
+type crashEvent struct {
+	kind       string // "add", "unpin" or "pin"
+	root       cid.Cid
+	data       []byte
+	start, end int // end is math.MaxInt if it never returned success
 }
 
-func newCrashModel() *crashModel {
-	return &crashModel{files: map[string][]byte{}, pinned: map[string]bool{}, unpinned: map[string]bool{}}
+// crashModel is the workload's history.
+type crashModel struct {
+	ops    func() int
+	events []crashEvent
+}
+
+// record runs op as an event of the history.
+func (m *crashModel) record(kind string, root cid.Cid, data []byte, op func() error) error {
+	e := crashEvent{kind: kind, root: root, data: data, start: m.ops(), end: math.MaxInt}
+	err := op()
+	if err == nil {
+		e.end = m.ops()
+	}
+	m.events = append(m.events, e)
+	return err
+}
+
+// pinState is what the history says of a root after a crash before
+// operation k.
+type pinState int
+
+const (
+	stateAbsent   pinState = iota // never acknowledged: may or may not exist
+	statePinned                   // must be pinned, with its content
+	stateUnpinned                 // must not be pinned
+	stateEither                   // an operation on it was in flight
+)
+
+// expected replays the history for a crash that kept operations [0, k).
+func (m *crashModel) expected(k int) (map[string]pinState, map[string][]byte) {
+	state := map[string]pinState{}
+	content := map[string][]byte{}
+	for _, e := range m.events {
+		key := e.root.KeyString()
+		durable, applied := e.end <= k, e.start < k
+		if e.data != nil && applied {
+			content[key] = e.data
+		}
+		switch {
+		case durable && e.kind == "unpin":
+			state[key] = stateUnpinned
+		case durable:
+			state[key] = statePinned
+		case applied && (state[key] != stateAbsent || e.kind == "add"):
+			state[key] = stateEither
+		}
+	}
+	return state, content
 }
 
 // crashStoreOptions make every mechanism happen within a small workload:
@@ -35,8 +84,8 @@ func newCrashModel() *crashModel {
 // and manifest rewrites.
 var crashStoreOptions = Options{PackSize: 48 << 10, FlushEntries: 5, indexWriteBuffer: 4 << 10}
 
-// crashWorkload adds, aborts, unpins, re-pins and collects, recording each
-// acknowledgement in m. It stops at the first error, as a process whose
+// crashWorkload adds, aborts, unpins, re-pins and collects, recording
+// each operation in m. It stops at the first error, as a process whose
 // disk went away would.
 func crashWorkload(fsys FS, seed uint64, m *crashModel) (*Store, error) {
 	ctx := context.Background()
@@ -58,30 +107,17 @@ func crashWorkload(fsys FS, seed uint64, m *crashModel) (*Store, error) {
 			return err
 		}
 		e, err := im.File(ctx, bytes.NewReader(data))
-		if err != nil {
-			return err
+		if err != nil || !commit {
+			return err // not committing: aborted by Close
 		}
-		if !commit {
-			return nil // aborted by Close
-		}
-		w.Pin(e.Cid)
-		if err := w.Commit(); err != nil {
-			return err
-		}
-		m.files[e.Cid.KeyString()] = data
-		m.pinned[e.Cid.KeyString()] = true
-		delete(m.unpinned, e.Cid.KeyString())
 		roots = append(roots, e.Cid)
-		return nil
+		return m.record("add", e.Cid, data, func() error {
+			w.Pin(e.Cid)
+			return w.Commit()
+		})
 	}
 	unpin := func(i int) error {
-		r := roots[i]
-		if err := s.Unpin(ctx, r); err != nil {
-			return err
-		}
-		m.pinned[r.KeyString()] = false
-		m.unpinned[r.KeyString()] = true
-		return nil
+		return m.record("unpin", roots[i], nil, func() error { return s.Unpin(ctx, roots[i]) })
 	}
 	steps := []func() error{
 		func() error { return add(30_000, true) },
@@ -93,11 +129,7 @@ func crashWorkload(fsys FS, seed uint64, m *crashModel) (*Store, error) {
 		func() error { _, err := s.GC(ctx); return err },
 		func() error { return unpin(2) },
 		func() error {
-			if err := s.Pin(ctx, roots[1]); err != nil {
-				return err
-			}
-			m.pinned[roots[1].KeyString()] = true
-			return nil
+			return m.record("pin", roots[1], nil, func() error { return s.Pin(ctx, roots[1]) })
 		},
 		func() error { return add(16_000, true) },
 		func() error { _, err := s.GC(ctx); return err },
@@ -110,9 +142,9 @@ func crashWorkload(fsys FS, seed uint64, m *crashModel) (*Store, error) {
 	return s, nil
 }
 
-// checkAfterCrash reopens the store and checks it against what was
-// acknowledged.
-func checkAfterCrash(t *testing.T, fsys FS, m *crashModel) {
+// checkAfterCrash reopens the store and checks it against the history, for
+// a crash that kept the first k file-system operations.
+func checkAfterCrash(t *testing.T, fsys FS, m *crashModel, k int) {
 	t.Helper()
 	ctx := context.Background()
 	s, err := Open("repo", crashStoreOptions.withFS(fsys))
@@ -127,23 +159,22 @@ func checkAfterCrash(t *testing.T, fsys FS, m *crashModel) {
 	if len(problems) > 0 {
 		t.Fatalf("verify after the crash: %v", problems)
 	}
-	for key, data := range m.files {
+	state, content := m.expected(k)
+	for key, st := range state {
 		root, _ := cid.Cast([]byte(key))
 		pinned, err := s.IsPinned(ctx, root)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.unpinned[key] && pinned {
+		switch {
+		case st == stateUnpinned && pinned:
 			t.Fatalf("%s: acknowledged unpin undone by the crash", root)
-		}
-		if !m.pinned[key] {
-			continue
-		}
-		if !pinned {
+		case st == statePinned && !pinned:
 			t.Fatalf("%s: acknowledged pin lost", root)
-		}
-		if got := readUnixFSFile(t, s, root); !bytes.Equal(got, data) {
-			t.Fatalf("%s: acknowledged file differs after the crash", root)
+		case pinned:
+			if got := readUnixFSFile(t, s, root); !bytes.Equal(got, content[key]) {
+				t.Fatalf("%s: pinned file differs after the crash", root)
+			}
 		}
 	}
 	// The store still works: a new add and a GC succeed.
@@ -157,54 +188,70 @@ func checkAfterCrash(t *testing.T, fsys FS, m *crashModel) {
 }
 
 // TestCrashAtEveryOperation cuts the power at every file-system operation
-// of the workload (every write, fsync, create, rename, remove, directory
-// sync, in the pack files and in leveldb alike), dropping everything not
-// yet synced, and checks the store reopens clean with every acknowledged
-// add, pin and unpin intact. The torn variant keeps a random part of the
-// unsynced tail of each file, as a disk that wrote some sectors would.
+// of the workload (every write, fsync, create, rename, remove and
+// directory sync, in the pack files and in leveldb alike), dropping
+// everything not yet synced, and checks that the store reopens clean with
+// every acknowledged add, pin and unpin intact. The torn variant keeps a
+// random part of each file's unsynced tail, as a disk that wrote some
+// sectors would.
+//
+// Two models of the cut: "poweroff" snapshots the durable state at
+// operation k while the program runs on unaware; "fail" makes operation k
+// and every later one fail, so the store's error paths run too. goleveldb
+// v1.0.0 has data races on its own error paths (session.reuseFileNum,
+// compTriggerWait), so under -race only the first model runs; .ci/run
+// runs the second without -race.
 func TestCrashAtEveryOperation(t *testing.T) {
 	const seed = 42
-	count := crashfs.New()
-	s, err := crashWorkload(crashFS{count}, seed, newCrashModel())
-	if err != nil {
-		t.Fatalf("workload without a crash: %v", err)
-	}
-	ops := count.Ops() // the workload's own, not Close's
-	s.Close()
-	stride := 1
-	if testing.Short() {
-		stride = 7
+	models := []string{"poweroff"}
+	if !raceEnabled {
+		models = append(models, "fail")
 	}
 	start := time.Now()
-	for _, torn := range []bool{false, true} {
-		for k := 0; k < ops; k += stride {
-			name := "clean/k=" + strconv.Itoa(k)
-			if torn {
-				name = "torn/k=" + strconv.Itoa(k)
+	total := 0
+	for _, model := range models {
+		for _, torn := range []bool{false, true} {
+			count := crashfs.New()
+			s, err := crashWorkload(crashFS{count}, seed, &crashModel{ops: count.Ops})
+			if err != nil {
+				t.Fatalf("workload without a crash: %v", err)
 			}
-			t.Run(name, func(t *testing.T) {
-				cfs := crashfs.New()
-				cfs.SetHook(crashfs.FailFrom(k, errPowerCut))
-				m := newCrashModel()
-				s, err := crashWorkload(crashFS{cfs}, seed, m)
-				if err == nil {
-					t.Fatalf("workload survived a power cut at op %d of %d", k, ops)
-				}
-				if s != nil {
-					s.Close()
-				}
-				cfs.SetHook(nil)
+			ops := count.Ops() // the workload's own, not Close's
+			s.Close()
+			for k := 0; k < ops; k++ {
+				name := fmt.Sprintf("%s/clean/k=%d", model, k)
 				if torn {
-					rng := rand.New(rand.NewPCG(seed, uint64(k)))
-					cfs.CrashTorn(func(extra int) int { return rng.IntN(extra + 1) })
-				} else {
-					cfs.Crash()
+					name = fmt.Sprintf("%s/torn/k=%d", model, k)
 				}
-				checkAfterCrash(t, crashFS{cfs}, m)
-			})
+				t.Run(name, func(t *testing.T) {
+					cfs := crashfs.New()
+					m := &crashModel{ops: cfs.Ops}
+					if model == "poweroff" {
+						cfs.PowerOffAt(k)
+					} else {
+						cfs.SetHook(crashfs.FailFrom(k, errPowerCut))
+					}
+					// In the "fail" model the workload usually stops with an
+					// error; it may not when op k belongs to one of leveldb's
+					// background compactions, whose errors stay inside leveldb.
+					s, _ := crashWorkload(crashFS{cfs}, seed, m)
+					if s != nil {
+						s.Close()
+					}
+					cfs.SetHook(nil)
+					if torn {
+						rng := rand.New(rand.NewPCG(seed, uint64(k)))
+						cfs.CrashTorn(func(extra int) int { return rng.IntN(extra + 1) })
+					} else {
+						cfs.Crash()
+					}
+					checkAfterCrash(t, crashFS{cfs}, m, k)
+				})
+				total++
+			}
 		}
 	}
-	t.Logf("%d operations, stride %d, two modes, in %v", ops, stride, time.Since(start))
+	t.Logf("%d crash points (models %v, clean and torn) in %v", total, models, time.Since(start))
 }
 
 // TestFullDiskKeepsWhatWasStored fills the disk partway through the
@@ -214,7 +261,10 @@ func TestCrashAtEveryOperation(t *testing.T) {
 func TestFullDiskKeepsWhatWasStored(t *testing.T) {
 	const seed = 7
 	count := crashfs.New()
-	s, err := crashWorkload(crashFS{count}, seed, newCrashModel())
+	if raceEnabled {
+		t.Skip("goleveldb v1.0.0 races on its own write-error paths; .ci/run runs this without -race")
+	}
+	s, err := crashWorkload(crashFS{count}, seed, &crashModel{ops: count.Ops})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,25 +278,26 @@ func TestFullDiskKeepsWhatWasStored(t *testing.T) {
 				}
 				return nil
 			})
-			m := newCrashModel()
+			m := &crashModel{ops: cfs.Ops}
 			s, err := crashWorkload(crashFS{cfs}, seed, m)
 			if !errors.Is(err, syscall.ENOSPC) {
 				t.Fatalf("workload on a full disk: %v, want ENOSPC", err)
 			}
 			// The running store still serves what it acknowledged.
-			for key, data := range m.files {
-				if !m.pinned[key] {
+			state, content := m.expected(cfs.Ops())
+			for key, st := range state {
+				if st != statePinned {
 					continue
 				}
 				root, _ := cid.Cast([]byte(key))
-				if got := readUnixFSFile(t, s, root); !bytes.Equal(got, data) {
+				if got := readUnixFSFile(t, s, root); !bytes.Equal(got, content[key]) {
 					t.Fatalf("%s unreadable on a full disk", root)
 				}
 			}
 			s.Close()
 			cfs.SetHook(nil)
 			cfs.Crash()
-			checkAfterCrash(t, crashFS{cfs}, m)
+			checkAfterCrash(t, crashFS{cfs}, m, cfs.Ops())
 		})
 	}
 }

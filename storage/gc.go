@@ -302,6 +302,7 @@ func (s *Store) rewritePack(ctx context.Context, p *pack, live []packEntry, st *
 	err = s.db.Write(b, &opt.WriteOptions{Sync: true})
 	t.mu.Unlock()
 	if err != nil {
+		w.indexWriteFailed()
 		return false, fmt.Errorf("gc: re-index pack %s: %w", p.name, err)
 	}
 	w.markCommitted()

@@ -193,10 +193,22 @@ func (w *Writer) Flush() error {
 		batch.Put(pinKey(root), encodePin(pinRecord{}))
 	}
 	if err := w.s.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
+		w.indexWriteFailed()
 		return w.fail(fmt.Errorf("write index: %w", err))
 	}
 	w.markCommitted()
 	return nil
+}
+
+// indexWriteFailed handles an index write whose outcome is unknown: the
+// batch may have reached the journal and come back at the next open even
+// though its sync failed. The packs it points into must then still hold
+// the bytes, so they are kept as they are (never cut back) and take no
+// more appends; Open reconciles them with whatever the index says.
+func (w *Writer) indexWriteFailed() {
+	for _, p := range w.toSync {
+		w.markBroken(p)
+	}
 }
 
 // syncPacks makes every byte appended so far durable: it flushes the
