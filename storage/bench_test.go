@@ -194,5 +194,4 @@ func BenchmarkLayout(b *testing.B) {
 	})
 }
 
-
 var leveldbRangeAll = util.Range{}
