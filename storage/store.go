@@ -366,8 +366,34 @@ func (s *Store) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return data, nil
 }
 
+// GetInto is Get reading into buf when the block fits in its capacity, so
+// that a reader streaming a large file can recycle its buffers. The
+// returned slice is buf[:size] or, for a larger block, a new slice.
+func (s *Store) GetInto(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
+	if isIdentity(c) {
+		return s.Get(ctx, c)
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	data, err := s.readInto(c.Hash(), buf)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", c, err)
+	}
+	if err := verifyBlock(c, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
 // read returns the stored bytes of a block, unverified.
 func (s *Store) read(hash []byte) ([]byte, error) {
+	return s.readInto(hash, nil)
+}
+
+// readInto reads a block's stored bytes, unverified, into buf if it fits.
+func (s *Store) readInto(hash []byte, buf []byte) ([]byte, error) {
 	// A block moved by compaction between the index lookup and the read is
 	// looked up again; three attempts cover any realistic interleaving.
 	for range 3 {
@@ -379,7 +405,11 @@ func (s *Store) read(hash []byte) ([]byte, error) {
 		if p == nil {
 			continue
 		}
-		buf := make([]byte, loc.length)
+		if int64(cap(buf)) >= loc.length {
+			buf = buf[:loc.length]
+		} else {
+			buf = make([]byte, loc.length)
+		}
 		err = readAt(p.f, buf, loc.offset)
 		s.packs.release(p)
 		if err != nil {

@@ -27,19 +27,42 @@ type FileReader struct {
 	g       *errgroup.Group
 	ordered chan *readTask
 	cur     []byte
+	curTask *readTask // owner of cur's buffer, recycled once cur is used
 	err     error
 	closed  sync.Once
 }
+
+// bufferGetter is a Getter that can read a block into a caller's buffer
+// (storage.Store can), so the reader recycles its block buffers instead of
+// making the garbage collector free 256 KiB per block.
+type bufferGetter interface {
+	GetInto(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error)
+}
+
+// leafBuffers recycles leaf-sized buffers between readers.
+var leafBuffers = sync.Pool{New: func() any {
+	b := make([]byte, DefaultChunkSize)
+	return &b
+}}
 
 // readTask is one piece of file content, in file order: a leaf to fetch or
 // bytes already known (the data inside a dag-pb file node).
 type readTask struct {
 	c     cid.Cid
 	want  uint64 // the size the parent declared for it
-	data  []byte
-	err   error
-	done  chan struct{}
-	fetch bool
+	data   []byte
+	err    error
+	done   chan struct{}
+	fetch  bool
+	pooled *[]byte // the buffer data lives in, if it came from leafBuffers
+}
+
+// recycle returns the task's buffer to the pool once its data is used.
+func (t *readTask) recycle() {
+	if t != nil && t.pooled != nil {
+		leafBuffers.Put(t.pooled)
+		t.pooled, t.data = nil, nil
+	}
 }
 
 // NewFileReader opens the file node n for reading. workers is how many
@@ -61,10 +84,21 @@ func NewFileReader(ctx context.Context, g Getter, n *Node, workers int) (*FileRe
 		w := &fileWalker{ctx: ctx, g: g, ordered: r.ordered, work: work}
 		return w.walk(n, n.Size, 0)
 	})
+	bg, canRecycle := g.(bufferGetter)
 	for range workers {
 		eg.Go(func() error {
 			for t := range work {
-				t.data, t.err = g.Get(ctx, t.c)
+				if canRecycle && t.want <= DefaultChunkSize {
+					buf := leafBuffers.Get().(*[]byte)
+					t.data, t.err = bg.GetInto(ctx, t.c, (*buf)[:cap(*buf)])
+					if t.err == nil && len(t.data) > 0 && &t.data[0] == &(*buf)[:1][0] {
+						t.pooled = buf
+					} else {
+						leafBuffers.Put(buf)
+					}
+				} else {
+					t.data, t.err = g.Get(ctx, t.c)
+				}
 				close(t.done)
 			}
 			return nil
@@ -149,8 +183,11 @@ func (w *fileWalker) walk(n *Node, want uint64, depth int) error {
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// next returns the next piece of content, or io.EOF.
+// next returns the next piece of content, or io.EOF, recycling the
+// buffer of the previous one.
 func (r *FileReader) next() ([]byte, error) {
+	r.curTask.recycle()
+	r.curTask = nil
 	t, ok := <-r.ordered
 	if !ok {
 		if err := r.g.Wait(); err != nil {
@@ -159,6 +196,7 @@ func (r *FileReader) next() ([]byte, error) {
 		return nil, io.EOF
 	}
 	<-t.done
+	r.curTask = t
 	if t.err != nil {
 		return nil, t.err
 	}
@@ -208,7 +246,11 @@ func (r *FileReader) WriteTo(w io.Writer) (int64, error) {
 func (r *FileReader) Close() error {
 	r.closed.Do(func() {
 		r.cancel()
-		for range r.ordered {
+		r.curTask.recycle()
+		r.cur = nil
+		for t := range r.ordered {
+			<-t.done
+			t.recycle()
 		}
 		_ = r.g.Wait()
 	})
