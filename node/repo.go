@@ -79,7 +79,7 @@ func InitRepo(dir string, role Role) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create repo %s: %w", dir, err)
 	}
-	lock, err := lockRepo(dir)
+	lock, err := lockRepo(dir, false)
 	if err != nil {
 		return err
 	}
@@ -101,6 +101,7 @@ func InitRepo(dir string, role Role) error {
 	if err != nil {
 		return err
 	}
+	ensureReserve(dir)
 	// The config is written last: a repo without it is not initialised.
 	if err := writeFileAtomic(filepath.Join(dir, configFile), append(raw, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
@@ -108,17 +109,39 @@ func InitRepo(dir string, role Role) error {
 	return nil
 }
 
-// Repo is an open repo: its config and its block store, held under an
-// exclusive lock so that one process at a time uses it.
+// Repo is an open repo: its config and its block store, held under a
+// lock: exclusive for a process that writes, shared among readers.
 type Repo struct {
 	Dir    string
 	Config Config
 	Store  *storage.Store
-	lock   *os.File
+	// ReserveReleased is set when the disk was full and the repo's reserve
+	// file was deleted so that this open could proceed.
+	ReserveReleased bool
+	lock            *os.File
+	readOnly        bool
 }
 
+// OpenOptions control OpenRepo.
+type OpenOptions struct {
+	// ReadOnly opens the store without writing anything, under a shared
+	// lock: it works on a full disk and beside other readers.
+	ReadOnly bool
+	Logger   *slog.Logger
+}
+
+// reserveFile holds disk space back for a full disk: a write command that
+// cannot open the store for lack of space deletes it, so `pin rm` and
+// `repo gc` can still run and free space. It is made again once there is
+// room.
+const (
+	reserveFile    = "reserve"
+	maxReserveSize = 32 << 20
+	minReserveSize = 1 << 20
+)
+
 // OpenRepo locks and opens the repo in dir.
-func OpenRepo(dir string, logger *slog.Logger) (*Repo, error) {
+func OpenRepo(dir string, opts OpenOptions) (*Repo, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, configFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNotInitialised)
@@ -133,33 +156,84 @@ func OpenRepo(dir string, logger *slog.Logger) (*Repo, error) {
 	if cfg.Version != ConfigVersion {
 		return nil, fmt.Errorf("repo %s has config version %d, this program reads %d", dir, cfg.Version, ConfigVersion)
 	}
-	lock, err := lockRepo(dir)
+	lock, err := lockRepo(dir, opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
-	st, err := storage.Open(filepath.Join(dir, blocksDir), storage.Options{Logger: logger})
+	r := &Repo{Dir: dir, Config: cfg, lock: lock, readOnly: opts.ReadOnly}
+	sopts := storage.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly}
+	r.Store, err = storage.Open(filepath.Join(dir, blocksDir), sopts)
+	if errors.Is(err, syscall.ENOSPC) && !opts.ReadOnly {
+		if rerr := os.Remove(filepath.Join(dir, reserveFile)); rerr == nil {
+			r.ReserveReleased = true
+			r.Store, err = storage.Open(filepath.Join(dir, blocksDir), sopts)
+		}
+	}
 	if err != nil {
 		lock.Close()
 		return nil, err
 	}
-	return &Repo{Dir: dir, Config: cfg, Store: st, lock: lock}, nil
+	return r, nil
 }
 
-// Close closes the store and releases the lock.
+// Close closes the store, puts the reserve back if it was used and there
+// is room again, and releases the lock.
 func (r *Repo) Close() error {
 	err := r.Store.Close()
+	if !r.readOnly {
+		ensureReserve(r.Dir)
+	}
 	return errors.Join(err, r.lock.Close())
 }
 
-// lockRepo takes the repo's exclusive lock (flock, released by the kernel
-// when the process dies, so a killed process never leaves a stale lock).
-func lockRepo(dir string) (*os.File, error) {
+// ensureReserve makes the reserve file if it is missing and the disk has
+// room for twice its size; otherwise it tries again next time. The reserve
+// is 1/64 of the file system, between 1 and 32 MiB.
+func ensureReserve(dir string) {
+	name := filepath.Join(dir, reserveFile)
+	if _, err := os.Stat(name); err == nil {
+		return
+	}
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) != nil {
+		return
+	}
+	size := min(max(st.Blocks*uint64(st.Bsize)/64, minReserveSize), maxReserveSize)
+	if st.Bavail*uint64(st.Bsize) < 2*size {
+		return
+	}
+	f, err := os.OpenFile(name+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return
+	}
+	// Real blocks, not a sparse file: the space must be taken now.
+	chunk := make([]byte, 1<<20)
+	var werr error
+	for written := uint64(0); written < size && werr == nil; written += uint64(len(chunk)) {
+		_, werr = f.Write(chunk)
+	}
+	serr := f.Sync()
+	if cerr := f.Close(); werr != nil || serr != nil || cerr != nil {
+		os.Remove(name + ".tmp")
+		return
+	}
+	os.Rename(name+".tmp", name)
+}
+
+// lockRepo takes the repo's lock: exclusive, or shared for readers (flock,
+// released by the kernel when the process dies, so a killed process never
+// leaves a stale lock).
+func lockRepo(dir string, shared bool) (*os.File, error) {
 	name := filepath.Join(dir, lockFile)
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", name, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	how := syscall.LOCK_EX
+	if shared {
+		how = syscall.LOCK_SH
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
 		holder := ""
 		if b, rerr := os.ReadFile(name); rerr == nil {
 			if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil {
@@ -172,8 +246,10 @@ func lockRepo(dir string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	if !shared {
+		if err := f.Truncate(0); err == nil {
+			f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		}
 	}
 	return f, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -87,9 +88,9 @@ var crashStoreOptions = Options{PackSize: 48 << 10, FlushEntries: 5, indexWriteB
 // crashWorkload adds, aborts, unpins, re-pins and collects, recording
 // each operation in m. It stops at the first error, as a process whose
 // disk went away would.
-func crashWorkload(fsys FS, seed uint64, m *crashModel) (*Store, error) {
+func crashWorkload(fsys FS, seed uint64, m *crashModel, opts Options) (*Store, error) {
 	ctx := context.Background()
-	s, err := Open("repo", crashStoreOptions.withFS(fsys))
+	s, err := Open("repo", opts.withFS(fsys))
 	if err != nil {
 		return nil, err
 	}
@@ -144,10 +145,10 @@ func crashWorkload(fsys FS, seed uint64, m *crashModel) (*Store, error) {
 
 // checkAfterCrash reopens the store and checks it against the history, for
 // a crash that kept the first k file-system operations.
-func checkAfterCrash(t *testing.T, fsys FS, m *crashModel, k int) {
+func checkAfterCrash(t *testing.T, fsys FS, m *crashModel, k int, opts Options) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := Open("repo", crashStoreOptions.withFS(fsys))
+	s, err := Open("repo", opts.withFS(fsys))
 	if err != nil {
 		t.Fatalf("store does not open after the crash: %v", err)
 	}
@@ -203,16 +204,18 @@ func checkAfterCrash(t *testing.T, fsys FS, m *crashModel, k int) {
 // runs the second without -race.
 func TestCrashAtEveryOperation(t *testing.T) {
 	const seed = 42
-	models := []string{"poweroff"}
+	models := []string{"poweroff", "poweroff-rewrite"}
 	if !raceEnabled {
-		models = append(models, "fail")
+		models = append(models, "fail", "fail-rewrite")
 	}
 	start := time.Now()
 	total := 0
 	for _, model := range models {
 		for _, torn := range []bool{false, true} {
+			opts := crashStoreOptions
+			opts.noPunch = strings.HasSuffix(model, "-rewrite")
 			count := crashfs.New()
-			s, err := crashWorkload(crashFS{count}, seed, &crashModel{ops: count.Ops})
+			s, err := crashWorkload(crashFS{count}, seed, &crashModel{ops: count.Ops}, opts)
 			if err != nil {
 				t.Fatalf("workload without a crash: %v", err)
 			}
@@ -226,7 +229,7 @@ func TestCrashAtEveryOperation(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					cfs := crashfs.New()
 					m := &crashModel{ops: cfs.Ops}
-					if model == "poweroff" {
+					if strings.HasPrefix(model, "poweroff") {
 						cfs.PowerOffAt(k)
 					} else {
 						cfs.SetHook(crashfs.FailFrom(k, errPowerCut))
@@ -234,7 +237,7 @@ func TestCrashAtEveryOperation(t *testing.T) {
 					// In the "fail" model the workload usually stops with an
 					// error; it may not when op k belongs to one of leveldb's
 					// background compactions, whose errors stay inside leveldb.
-					s, _ := crashWorkload(crashFS{cfs}, seed, m)
+					s, _ := crashWorkload(crashFS{cfs}, seed, m, opts)
 					if s != nil {
 						s.Close()
 					}
@@ -245,7 +248,7 @@ func TestCrashAtEveryOperation(t *testing.T) {
 					} else {
 						cfs.Crash()
 					}
-					checkAfterCrash(t, crashFS{cfs}, m, k)
+					checkAfterCrash(t, crashFS{cfs}, m, k, opts)
 				})
 				total++
 			}
@@ -264,7 +267,7 @@ func TestFullDiskKeepsWhatWasStored(t *testing.T) {
 	if raceEnabled {
 		t.Skip("goleveldb v1.0.0 races on its own write-error paths; .ci/run runs this without -race")
 	}
-	s, err := crashWorkload(crashFS{count}, seed, &crashModel{ops: count.Ops})
+	s, err := crashWorkload(crashFS{count}, seed, &crashModel{ops: count.Ops}, crashStoreOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +282,7 @@ func TestFullDiskKeepsWhatWasStored(t *testing.T) {
 				return nil
 			})
 			m := &crashModel{ops: cfs.Ops}
-			s, err := crashWorkload(crashFS{cfs}, seed, m)
+			s, err := crashWorkload(crashFS{cfs}, seed, m, crashStoreOptions)
 			if !errors.Is(err, syscall.ENOSPC) {
 				t.Fatalf("workload on a full disk: %v, want ENOSPC", err)
 			}
@@ -297,7 +300,7 @@ func TestFullDiskKeepsWhatWasStored(t *testing.T) {
 			s.Close()
 			cfs.SetHook(nil)
 			cfs.Crash()
-			checkAfterCrash(t, crashFS{cfs}, m, cfs.Ops())
+			checkAfterCrash(t, crashFS{cfs}, m, cfs.Ops(), crashStoreOptions)
 		})
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"golang.org/x/sys/unix"
 )
 
 // FS is the file system the store writes to. Production uses OSFS; crash
@@ -47,10 +49,71 @@ type File interface {
 	Size() (int64, error)
 }
 
+// holePuncher is a File that can free a byte range in place
+// (fallocate(FALLOC_FL_PUNCH_HOLE) on Linux): the range reads as zeros and
+// its whole blocks stop taking disk space, without changing the file's
+// size. Durable after Sync.
+type holePuncher interface {
+	PunchHole(off, length int64) error
+}
+
+// allocatedSizer is a File that can tell how much disk it takes, which is
+// less than its size once holes are punched.
+type allocatedSizer interface {
+	Allocated() (int64, error)
+}
+
+// errPunchUnsupported: the file system cannot punch holes.
+var errPunchUnsupported = errors.New("storage: file system cannot punch holes")
+
+// punchHole frees [off, off+length) of f, rounded inward to whole 4 KiB
+// blocks so that no byte outside the range is touched.
+func punchHole(f File, off, length int64) error {
+	hp, ok := f.(holePuncher)
+	if !ok {
+		return errPunchUnsupported
+	}
+	const block = 4096
+	start, end := (off+block-1)/block*block, (off+length)/block*block
+	if end <= start {
+		return nil
+	}
+	return hp.PunchHole(start, end-start)
+}
+
+// allocated is the disk space f takes, or its size where that is unknown.
+func allocated(f File) (int64, error) {
+	if a, ok := f.(allocatedSizer); ok {
+		return a.Allocated()
+	}
+	return f.Size()
+}
+
 // OSFS is the operating system's file system.
 type OSFS struct{}
 
 type osFile struct{ *os.File }
+
+// PunchHole implements holePuncher with fallocate.
+func (f osFile) PunchHole(off, length int64) error {
+	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return errPunchUnsupported
+	}
+	if err != nil {
+		return fmt.Errorf("punch hole in %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// Allocated implements allocatedSizer from the file's block count.
+func (f osFile) Allocated() (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	return st.Blocks * 512, nil
+}
 
 func (f osFile) Size() (int64, error) {
 	fi, err := f.Stat()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/syndtr/goleveldb/leveldb"
@@ -18,9 +19,11 @@ type GCStats struct {
 	// index (their data bytes).
 	BlocksRemoved int
 	BytesRemoved  int64
-	// PacksRewritten had their live blocks copied to a new pack;
-	// PacksRemoved held nothing live. DiskFreed is the pack bytes deleted
-	// minus the bytes rewritten.
+	// PacksPunched had the ranges of dead blocks freed in place;
+	// PacksRewritten had their live blocks copied to another pack (where
+	// holes cannot be punched); PacksRemoved held nothing live. DiskFreed
+	// is the disk space given back.
+	PacksPunched   int
 	PacksRewritten int
 	PacksRemoved   int
 	DiskFreed      int64
@@ -33,8 +36,8 @@ const compactThreshold = 32
 // sweepBatch is how many deletions GC makes under the lease lock at once.
 const sweepBatch = 256
 
-// GC removes every block that no pin reaches and no lease holds, then
-// rewrites pack files that are mostly dead so the disk space comes back.
+// GC removes every block that no pin reaches and no lease holds, then gives
+// the disk space back (see compact).
 //
 // It never stops the store: readers and writers go on throughout. Writers
 // hold leases (see Lease), so a block an add is relying on is kept even if
@@ -42,12 +45,13 @@ const sweepBatch = 256
 // incomplete or in a codec the store cannot read stop the collection
 // before anything is deleted: GC never guesses what a pin keeps.
 // A crash at any point leaves a consistent store: deletions are index
-// writes, and a rewritten pack's blocks are re-indexed in one atomic batch
-// before the old pack file is removed.
+// writes, holes are punched only where the index no longer points, and a
+// rewritten pack's blocks are re-indexed in one atomic batch before the old
+// pack file is removed.
 func (s *Store) GC(ctx context.Context) (GCStats, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return GCStats{}, err
 	}
 	defer s.exit()
@@ -74,7 +78,7 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 		return st, err
 	}
 	s.log.Info("gc done", "blocks_removed", st.BlocksRemoved, "bytes_removed", st.BytesRemoved,
-		"packs_rewritten", st.PacksRewritten, "packs_removed", st.PacksRemoved, "disk_freed", st.DiskFreed)
+		"packs_punched", st.PacksPunched, "packs_rewritten", st.PacksRewritten, "packs_removed", st.PacksRemoved, "disk_freed", st.DiskFreed)
 	return st, nil
 }
 
@@ -175,7 +179,16 @@ func (s *Store) sweep(ctx context.Context, live map[string]struct{}, st *GCStats
 	if err := flush(); err != nil {
 		return err
 	}
-	return s.db.Write(new(leveldb.Batch), &opt.WriteOptions{Sync: true})
+	// Make every deletion durable before any of their bytes are punched
+	// out or their packs deleted: a synced write syncs the journal, and
+	// with it the unsynced deletions before it. (An empty batch would not
+	// do: goleveldb skips it.)
+	b := new(leveldb.Batch)
+	b.Put([]byte(keyLastGC), binary.AppendVarint(nil, time.Now().UnixNano()))
+	if err := s.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+		return fmt.Errorf("gc: sync deletions: %w", err)
+	}
+	return nil
 }
 
 // packEntry is a live block found in a pack.
@@ -184,12 +197,15 @@ type packEntry struct {
 	loc location
 }
 
-// compact deletes packs with nothing live and rewrites packs with more
-// than 1/compactThreshold dead bytes.
+// compact gives back the disk space of deleted blocks: a pack with nothing
+// live is deleted; a pack more than 1/compactThreshold dead has the dead
+// ranges between its live records punched out in place (WiscKey's value
+// log GC: nothing is copied and no free space is needed, so it works on a
+// full disk), or, where the file system cannot punch holes, its live
+// blocks copied into another pack.
 func (s *Store) compact(ctx context.Context, st *GCStats) error {
 	sizes := s.packs.snapshot()
 	liveBytes := make(map[uint32]int64, len(sizes))
-	entries := make(map[uint32][]packEntry)
 	err := s.iterateBlocks(ctx, func(hash []byte, loc location) error {
 		liveBytes[loc.pack] += recordSize(string(hash), int(loc.length))
 		return nil
@@ -199,18 +215,32 @@ func (s *Store) compact(ctx context.Context, st *GCStats) error {
 	}
 	var targets []uint32
 	for id, size := range sizes {
-		dead := size - liveBytes[id]
-		if size > 0 && (liveBytes[id] == 0 || dead*compactThreshold > size) {
+		if size == 0 {
+			continue
+		}
+		used := size
+		if p := s.packs.acquire(id); p != nil {
+			if a, err := allocated(p.f); err == nil && a < used {
+				used = a
+			}
+			s.packs.release(p)
+		}
+		dead := used - liveBytes[id]
+		if liveBytes[id] == 0 || dead*compactThreshold > size {
 			targets = append(targets, id)
 		}
 	}
 	if len(targets) == 0 {
 		return nil
 	}
-	sort.Slice(targets, func(i, j int) bool { return targets[i] < targets[j] })
+	// Dead packs first (deleting them needs no space), then the ones with
+	// the least live data.
+	sort.Slice(targets, func(i, j int) bool {
+		a, b := liveBytes[targets[i]], liveBytes[targets[j]]
+		return a < b || a == b && targets[i] < targets[j]
+	})
 	// Claim the targets before listing their blocks: a claimed pack takes
-	// no more appends, so the listing is complete, and no rewrite copies
-	// blocks into a pack that is about to be deleted.
+	// no more appends, so the listing is complete.
 	claimed := make(map[uint32]*pack, len(targets))
 	for _, id := range targets {
 		if p := s.packs.claim(id); p != nil {
@@ -222,6 +252,7 @@ func (s *Store) compact(ctx context.Context, st *GCStats) error {
 			s.packs.giveBack(p)
 		}
 	}()
+	entries := make(map[uint32][]packEntry)
 	err = s.iterateBlocks(ctx, func(hash []byte, loc location) error {
 		if claimed[loc.pack] != nil {
 			entries[loc.pack] = append(entries[loc.pack], packEntry{key: string(hash), loc: loc})
@@ -239,7 +270,17 @@ func (s *Store) compact(ctx context.Context, st *GCStats) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		retired, err := s.rewritePack(ctx, p, entries[id], st)
+		live := entries[id]
+		if len(live) > 0 && !s.opts.noPunch {
+			err := s.punchPack(p, live, st)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, errPunchUnsupported) {
+				return err
+			}
+		}
+		retired, err := s.rewritePack(ctx, p, live, st)
 		if err != nil {
 			return err
 		}
@@ -247,6 +288,42 @@ func (s *Store) compact(ctx context.Context, st *GCStats) error {
 			delete(claimed, id)
 		}
 	}
+	return nil
+}
+
+// punchPack frees the bytes between a pack's live records. A reader that
+// looked a deleted block up just before GC removed it may read zeros; Get
+// then finds the block gone from the index and says so (see getVerified).
+func (s *Store) punchPack(p *pack, live []packEntry, st *GCStats) error {
+	before, err := allocated(p.f)
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].loc.offset < live[j].loc.offset })
+	var prev int64
+	for _, e := range live {
+		start := e.loc.offset - recordHeaderSize - int64(len(e.key))
+		if start > prev {
+			if err := punchHole(p.f, prev, start-prev); err != nil {
+				return err
+			}
+		}
+		prev = e.loc.offset + e.loc.length
+	}
+	if p.committed > prev {
+		if err := punchHole(p.f, prev, p.committed-prev); err != nil {
+			return err
+		}
+	}
+	if err := p.f.Sync(); err != nil {
+		return fmt.Errorf("gc: sync pack %s: %w", p.name, err)
+	}
+	after, err := allocated(p.f)
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	st.PacksPunched++
+	st.DiskFreed += before - after
 	return nil
 }
 

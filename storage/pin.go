@@ -115,6 +115,9 @@ func (s *Store) WalkDAG(ctx context.Context, root cid.Cid, fn func(c cid.Cid, da
 // holds each block with a lease, so a GC running at the same time cannot
 // take a DAG apart under it.
 func (s *Store) Pin(ctx context.Context, roots ...cid.Cid) error {
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
 	lease := s.leases.newLease()
 	defer lease.Release()
 	for _, root := range roots {
@@ -181,7 +184,7 @@ func (s *Store) walkHeld(ctx context.Context, lease *Lease, root cid.Cid, fn fun
 // Unpin removes a pin; the DAG's blocks go at the next GC unless another
 // pin keeps them.
 func (s *Store) Unpin(ctx context.Context, root cid.Cid) error {
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()

@@ -27,6 +27,7 @@ const (
 	prefixPack    = "p" // + u32 big-endian pack id → uvarint committed length
 	prefixPin     = "r" // + CID bytes → pin record
 	keyFormat     = "format"
+	keyLastGC     = "last-gc" // time of the last sweep
 	formatVersion = "auditnet-blockstore-1"
 )
 
@@ -44,6 +45,7 @@ var (
 	ErrClosed   = errors.New("storage: store closed")
 	ErrInUse    = errors.New("storage: block in use by an operation in progress")
 	ErrTooLarge = errors.New("storage: block too large")
+	ErrReadOnly = errors.New("storage: store opened read-only")
 )
 
 // CorruptError reports a block whose stored bytes do not hash to its CID.
@@ -71,6 +73,15 @@ type Options struct {
 	// FlushEntries is how many new blocks a Writer gathers before it makes
 	// them durable and indexes them even without Flush (default 16384).
 	FlushEntries int
+
+	// ReadOnly opens the store for reading only: nothing is written, not
+	// even the recovery of a crashed write, so a store on a full disk can
+	// still be read and verified. Writes return ErrReadOnly.
+	ReadOnly bool
+
+	// noPunch makes GC rewrite packs instead of punching holes, as on a
+	// file system without hole punching; tests use it.
+	noPunch bool
 
 	// indexWriteBuffer overrides leveldb's memtable size; tests shrink it
 	// so that table files and manifest rewrites happen in small workloads.
@@ -115,9 +126,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{dir: dir, fs: opts.FS, log: opts.Logger, opts: opts, leases: newLeaseTable()}
 	indexDir, packDir := path.Join(dir, "index"), path.Join(dir, "packs")
-	for _, d := range []string{dir, indexDir, packDir} {
-		if err := s.fs.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("open store %s: %w", dir, err)
+	if !opts.ReadOnly {
+		for _, d := range []string{dir, indexDir, packDir} {
+			if err := s.fs.MkdirAll(d, 0o755); err != nil {
+				return nil, fmt.Errorf("open store %s: %w", dir, err)
+			}
 		}
 	}
 	stor, err := newLevelDBStorage(s.fs, indexDir, s.log)
@@ -128,6 +141,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		Filter:                 filter.NewBloomFilter(10),
 		OpenFilesCacheCapacity: 64,
 		WriteBuffer:            opts.indexWriteBuffer,
+		ReadOnly:               opts.ReadOnly,
+		ErrorIfMissing:         opts.ReadOnly,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store index %s: %w", indexDir, err)
@@ -149,6 +164,8 @@ func Open(dir string, opts Options) (*Store, error) {
 func (s *Store) checkFormat() error {
 	v, err := s.db.Get([]byte(keyFormat), nil)
 	switch {
+	case errors.Is(err, leveldb.ErrNotFound) && s.opts.ReadOnly:
+		return fmt.Errorf("store %s has no format record", s.dir)
 	case errors.Is(err, leveldb.ErrNotFound):
 		if err := s.db.Put([]byte(keyFormat), []byte(formatVersion), &opt.WriteOptions{Sync: true}); err != nil {
 			return fmt.Errorf("initialise store index: %w", err)
@@ -194,7 +211,7 @@ func (s *Store) recoverPacks() error {
 				s.packs.nextID = id + 1
 			}
 		}
-		if _, known := committed[id]; ok && known {
+		if _, known := committed[id]; ok && known || s.opts.ReadOnly {
 			continue
 		}
 		// An unknown pack never had a block acknowledged (a crash before its
@@ -233,7 +250,11 @@ func (s *Store) openPack(id uint32, committed int64, onDisk bool) error {
 		s.log.Error("pack file missing: its blocks are lost", "file", name)
 		return nil
 	}
-	f, err := s.fs.OpenFile(name, os.O_RDWR, 0)
+	flag := os.O_RDWR
+	if s.opts.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := s.fs.OpenFile(name, flag, 0)
 	if err != nil {
 		return fmt.Errorf("open pack %s: %w", name, err)
 	}
@@ -244,6 +265,10 @@ func (s *Store) openPack(id uint32, committed int64, onDisk bool) error {
 	}
 	p := &pack{id: id, f: f, name: name, committed: committed, end: committed}
 	switch {
+	case s.opts.ReadOnly:
+		// Reads only touch committed ranges; the tail is cut by the next
+		// read-write open.
+		p.broken = true
 	case size > committed:
 		s.log.Warn("cutting unacknowledged tail of pack", "file", name, "committed", committed, "size", size)
 		if err := f.Truncate(committed); err != nil {
@@ -271,6 +296,14 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	return errors.Join(s.packs.closeAll(), s.db.Close())
+}
+
+// enterWrite is enter for operations that change the store.
+func (s *Store) enterWrite() error {
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	return s.enter()
 }
 
 // enter guards an operation against a concurrent Close.
@@ -345,6 +378,13 @@ func (s *Store) Size(ctx context.Context, c cid.Cid) (int, error) {
 // mismatch is a *CorruptError (errors.Is ErrCorrupt); a block that is not
 // stored is ErrNotFound.
 func (s *Store) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	return s.GetInto(ctx, c, nil)
+}
+
+// GetInto is Get reading into buf when the block fits in its capacity, so
+// that a reader streaming a large file can recycle its buffers. The
+// returned slice is buf[:size] or, for a larger block, a new slice.
+func (s *Store) GetInto(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
 	if isIdentity(c) {
 		d, err := mh.Decode(c.Hash())
 		if err != nil {
@@ -356,50 +396,50 @@ func (s *Store) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		return nil, err
 	}
 	defer s.exit()
-	data, err := s.read(c.Hash())
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", c, err)
-	}
-	if err := verifyBlock(c, data); err != nil {
-		return nil, err
-	}
-	return data, nil
+	return s.getVerified(c, buf)
 }
 
-// GetInto is Get reading into buf when the block fits in its capacity, so
-// that a reader streaming a large file can recycle its buffers. The
-// returned slice is buf[:size] or, for a larger block, a new slice.
-func (s *Store) GetInto(ctx context.Context, c cid.Cid, buf []byte) ([]byte, error) {
-	if isIdentity(c) {
-		return s.Get(ctx, c)
+// getVerified reads a block and checks it against c. A mismatch is
+// corruption only if the index still names the bytes that were read: a
+// block GC deleted (and whose bytes it punched out) between the lookup and
+// the read is simply gone, and a block compaction moved is read again.
+func (s *Store) getVerified(c cid.Cid, buf []byte) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		loc, data, err := s.readInto(c.Hash(), buf)
+		if err != nil {
+			return nil, fmt.Errorf("get %s: %w", c, err)
+		}
+		verr := verifyBlock(c, data)
+		if verr == nil {
+			return data, nil
+		}
+		now, err := s.lookup(c.Hash())
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil, fmt.Errorf("get %s: %w", c, ErrNotFound)
+		case err != nil:
+			return nil, fmt.Errorf("get %s: %w", c, err)
+		case now == loc || attempt == 2:
+			return nil, verr
+		}
 	}
-	if err := s.enter(); err != nil {
-		return nil, err
-	}
-	defer s.exit()
-	data, err := s.readInto(c.Hash(), buf)
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", c, err)
-	}
-	if err := verifyBlock(c, data); err != nil {
-		return nil, err
-	}
-	return data, nil
 }
 
 // read returns the stored bytes of a block, unverified.
 func (s *Store) read(hash []byte) ([]byte, error) {
-	return s.readInto(hash, nil)
+	_, data, err := s.readInto(hash, nil)
+	return data, err
 }
 
-// readInto reads a block's stored bytes, unverified, into buf if it fits.
-func (s *Store) readInto(hash []byte, buf []byte) ([]byte, error) {
+// readInto reads a block's stored bytes, unverified, into buf if it fits,
+// and says where it read them.
+func (s *Store) readInto(hash []byte, buf []byte) (location, []byte, error) {
 	// A block moved by compaction between the index lookup and the read is
 	// looked up again; three attempts cover any realistic interleaving.
 	for range 3 {
 		loc, err := s.lookup(hash)
 		if err != nil {
-			return nil, err
+			return location{}, nil, err
 		}
 		p := s.packs.acquire(loc.pack)
 		if p == nil {
@@ -413,11 +453,11 @@ func (s *Store) readInto(hash []byte, buf []byte) ([]byte, error) {
 		err = readAt(p.f, buf, loc.offset)
 		s.packs.release(p)
 		if err != nil {
-			return nil, fmt.Errorf("read pack %d at %d: %w", loc.pack, loc.offset, err)
+			return location{}, nil, fmt.Errorf("read pack %d at %d: %w", loc.pack, loc.offset, err)
 		}
-		return buf, nil
+		return loc, buf, nil
 	}
-	return nil, fmt.Errorf("%w: pack missing", ErrNotFound)
+	return location{}, nil, fmt.Errorf("%w: pack missing", ErrNotFound)
 }
 
 // verifyBlock checks that data hashes to c.
@@ -473,7 +513,7 @@ func (s *Store) Put(ctx context.Context, c cid.Cid, data []byte) error {
 // Delete removes a block from the index; GC later reclaims its disk space.
 // A block held by a lease is not deleted (ErrInUse).
 func (s *Store) Delete(ctx context.Context, c cid.Cid) error {
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()

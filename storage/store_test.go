@@ -281,10 +281,21 @@ func TestGCRefusesWhenAPinnedDAGLostAnInnerNode(t *testing.T) {
 	}
 }
 
+// TestGCRemovesUnpinnedAndReclaimsDisk checks both ways GC gives disk
+// back: punching holes (the default) and rewriting packs (file systems
+// without hole punching).
 func TestGCRemovesUnpinnedAndReclaimsDisk(t *testing.T) {
+	for _, noPunch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noPunch=%v", noPunch), func(t *testing.T) {
+			testGCReclaims(t, noPunch)
+		})
+	}
+}
+
+func testGCReclaims(t *testing.T, noPunch bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openTestStore(t, dir, Options{PackSize: 4 << 20})
+	s := openTestStore(t, dir, Options{PackSize: 4 << 20, noPunch: noPunch})
 	rng := rand.New(rand.NewPCG(7, 8))
 	keepData := randomBytes(rng, 3<<20)
 	dropData := randomBytes(rng, 9<<20)
@@ -317,7 +328,7 @@ func TestGCRemovesUnpinnedAndReclaimsDisk(t *testing.T) {
 		t.Fatalf("disk %d bytes for %d live: %.3fx, want < 1.05x", stat.DiskBytes, len(keepData), ratio)
 	}
 	// A second GC finds nothing to do.
-	if st, err := s.GC(ctx); err != nil || st.BlocksRemoved != 0 || st.PacksRewritten != 0 {
+	if st, err := s.GC(ctx); err != nil || st.BlocksRemoved != 0 || st.PacksRewritten+st.PacksPunched != 0 {
 		t.Fatalf("second gc: %+v, %v", st, err)
 	}
 }

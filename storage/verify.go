@@ -88,10 +88,16 @@ func (s *Store) Verify(ctx context.Context, report func(Problem)) (VerifyStats, 
 				c := HashCid(j.hash)
 				data, err := s.readAt(j.loc)
 				if err != nil {
+					if now, lerr := s.lookup(j.hash); lerr != nil || now != j.loc {
+						continue // deleted or moved since the snapshot
+					}
 					add(Problem{Kind: ProblemUnreadable, Cid: c, Detail: err.Error()})
 					continue
 				}
 				if ok, err := hashMatches(j.hash, data); err != nil || !ok {
+					if now, lerr := s.lookup(j.hash); lerr != nil || now != j.loc {
+						continue // deleted or moved since the snapshot
+					}
 					detail := "hash mismatch"
 					if err != nil {
 						detail = err.Error()
@@ -198,7 +204,8 @@ type Stat struct {
 	BlockBytes int64
 	Pins       []cid.Cid
 	Packs      int
-	// DiskBytes is the size of the pack files and the index on disk.
+	// DiskBytes is the disk space the pack files and the index take
+	// (allocated blocks, as du counts them).
 	DiskBytes int64
 }
 
@@ -248,7 +255,7 @@ func dirSize(fsys FS, dir string) (int64, int, error) {
 			}
 			return 0, 0, err
 		}
-		n, err := f.Size()
+		n, err := allocated(f)
 		f.Close()
 		if err != nil {
 			return 0, 0, err

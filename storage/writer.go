@@ -44,7 +44,7 @@ type pendingEntry struct {
 
 // NewWriter starts a write.
 func (s *Store) NewWriter() (*Writer, error) {
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return nil, err
 	}
 	defer s.exit()

@@ -19,7 +19,7 @@ func (a *app) catCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			repo, err := a.openRepo()
+			repo, err := a.openRepoReadOnly()
 			if err != nil {
 				return err
 			}
@@ -46,7 +46,7 @@ func (a *app) getCommand() *cobra.Command {
 					output = filepath.Base(ref.Path)
 				}
 			}
-			repo, err := a.openRepo()
+			repo, err := a.openRepoReadOnly()
 			if err != nil {
 				return err
 			}
@@ -83,7 +83,7 @@ func (a *app) lsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			repo, err := a.openRepo()
+			repo, err := a.openRepoReadOnly()
 			if err != nil {
 				return err
 			}

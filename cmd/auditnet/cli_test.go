@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"auditnet/node"
@@ -193,7 +194,7 @@ func TestBadInput(t *testing.T) {
 	}
 
 	// A locked repo is refused with advice, and nothing changes.
-	held, err := node.OpenRepo(repo, nil)
+	held, err := node.OpenRepo(repo, node.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,5 +236,25 @@ func TestVerifyReportsCorruptionAndCatRefusesIt(t *testing.T) {
 	}
 	if len(out) >= len(content) {
 		t.Fatal("cat passed the whole corrupt file on")
+	}
+}
+
+func TestSpecialFilesRefusedUnlessSkipped(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	r := "--repo=" + repo
+	mustCLI(t, r, "init")
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"data.csv": "a,b\n"})
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	failCLI(t, "is a named pipe", r, "add", "-r", dir)
+	if got := mustCLI(t, r, "pin", "ls"); got != "" {
+		t.Fatalf("refused add pinned %q", got)
+	}
+	out, errOut, code := cli(t, nil, r, "add", "-r", "--skip-special", dir)
+	if code != 0 || !strings.Contains(errOut, "skipped special file "+fifo) || !strings.Contains(out, "/data.csv") {
+		t.Fatalf("add --skip-special: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -21,7 +21,7 @@ func (a *app) dagCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				repo, err := a.openRepo()
+				repo, err := a.openRepoReadOnly()
 				if err != nil {
 					return err
 				}

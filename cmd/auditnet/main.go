@@ -84,13 +84,31 @@ func (a *app) dir() (string, error) {
 	return node.DefaultRepoDir()
 }
 
-// openRepo opens the repo for a command; the caller closes it.
+// openRepo opens the repo for a command that writes; the caller closes it.
 func (a *app) openRepo() (*node.Repo, error) {
+	return a.open(false)
+}
+
+// openRepoReadOnly opens the repo for a command that only reads: it
+// writes nothing (so it works on a full disk) and shares the repo with
+// other readers.
+func (a *app) openRepoReadOnly() (*node.Repo, error) {
+	return a.open(true)
+}
+
+func (a *app) open(readOnly bool) (*node.Repo, error) {
 	dir, err := a.dir()
 	if err != nil {
 		return nil, err
 	}
-	return node.OpenRepo(dir, a.logger())
+	r, err := node.OpenRepo(dir, node.OpenOptions{ReadOnly: readOnly, Logger: a.logger()})
+	if err != nil {
+		return nil, err
+	}
+	if r.ReserveReleased {
+		fmt.Fprintln(a.stderr, "warning: the disk is full; released the repo's reserve space so this command can run (free space, or unpin and run 'auditnet repo gc')")
+	}
+	return r, nil
 }
 
 // explain adds the advice a user needs to the errors they can act on.

@@ -63,7 +63,7 @@ func (a *app) pinCommand() *cobra.Command {
 			Short: "List pinned roots",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				repo, err := a.openRepo()
+				repo, err := a.openRepoReadOnly()
 				if err != nil {
 					return err
 				}

@@ -17,7 +17,7 @@ func (a *app) repoCommand() *cobra.Command {
 		Short: "Block count, bytes, disk use and pinned roots",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := a.openRepo()
+			repo, err := a.openRepoReadOnly()
 			if err != nil {
 				return err
 			}
@@ -64,8 +64,8 @@ func (a *app) repoCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "removed %d blocks (%d bytes); rewrote %d and deleted %d pack files; freed %d bytes on disk\n",
-					st.BlocksRemoved, st.BytesRemoved, st.PacksRewritten, st.PacksRemoved, st.DiskFreed)
+				fmt.Fprintf(a.stdout, "removed %d blocks (%d bytes); pack files: %d punched, %d rewritten, %d deleted; freed %d bytes on disk\n",
+					st.BlocksRemoved, st.BytesRemoved, st.PacksPunched, st.PacksRewritten, st.PacksRemoved, st.DiskFreed)
 				return nil
 			},
 		},
@@ -74,7 +74,7 @@ func (a *app) repoCommand() *cobra.Command {
 			Short: "Re-hash every block and walk every pinned DAG; list what is corrupt or missing",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				repo, err := a.openRepo()
+				repo, err := a.openRepoReadOnly()
 				if err != nil {
 					return err
 				}

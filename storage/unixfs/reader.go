@@ -48,8 +48,8 @@ var leafBuffers = sync.Pool{New: func() any {
 // readTask is one piece of file content, in file order: a leaf to fetch or
 // bytes already known (the data inside a dag-pb file node).
 type readTask struct {
-	c     cid.Cid
-	want  uint64 // the size the parent declared for it
+	c      cid.Cid
+	want   uint64 // the size the parent declared for it
 	data   []byte
 	err    error
 	done   chan struct{}

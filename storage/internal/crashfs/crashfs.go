@@ -79,6 +79,8 @@ const (
 	OpRename
 	// OpSyncDir is an FS.SyncDir.
 	OpSyncDir
+	// OpPunch is a File.PunchHole.
+	OpPunch
 )
 
 // String returns the kind's name, such as "write".
@@ -98,6 +100,8 @@ func (k OpKind) String() string {
 		return "rename"
 	case OpSyncDir:
 		return "syncdir"
+	case OpPunch:
+		return "punch"
 	}
 	return fmt.Sprintf("OpKind(%d)", int(k))
 }
@@ -150,6 +154,19 @@ type dir struct {
 type inode struct {
 	data    []byte // current content
 	durable []byte // content as of the last Sync; never aliases data
+	// holes and durableHoles are the BlockSize-blocks punched out of data
+	// and out of durable: they read as zeros and take no space.
+	holes, durableHoles map[int64]bool
+}
+
+// BlockSize is the allocation unit PunchHole frees and Allocated counts.
+const BlockSize = 4096
+
+// fill marks the blocks of [off, end) as allocated again after a write.
+func (n *inode) fill(off, end int64) {
+	for b := off / BlockSize; b*BlockSize < end; b++ {
+		delete(n.holes, b)
+	}
 }
 
 // New returns an empty FS whose root directories "." and "/" exist.
@@ -427,7 +444,8 @@ func (f *FS) snapshot() map[string]*dir {
 	copyInode := func(ino *inode) *inode {
 		c, ok := inodes[ino]
 		if !ok {
-			c = &inode{data: bytes.Clone(ino.data), durable: bytes.Clone(ino.durable)}
+			c = &inode{data: bytes.Clone(ino.data), durable: bytes.Clone(ino.durable),
+				holes: maps.Clone(ino.holes), durableHoles: maps.Clone(ino.durableHoles)}
 			inodes[ino] = c
 		}
 		return c
@@ -497,6 +515,7 @@ func (f *FS) reboot(tear func(*inode)) {
 			seen[ino] = true
 			tear(ino)
 			ino.data = bytes.Clone(ino.durable)
+			ino.holes = maps.Clone(ino.durableHoles)
 		}
 	}
 	f.boot++
@@ -608,8 +627,53 @@ func (h *File) Write(p []byte) (int, error) {
 		h.ino.resize(end)
 	}
 	copy(h.ino.data[h.off:], p)
+	h.ino.fill(h.off, end)
 	h.off = end
 	return len(p), nil
+}
+
+// PunchHole frees the whole BlockSize-blocks inside [off, off+length): they
+// read as zeros and stop counting in Allocated; the file's size does not
+// change. Like fallocate(FALLOC_FL_PUNCH_HOLE), it is durable after Sync.
+func (h *File) PunchHole(off, length int64) error {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if err := h.writable("punch"); err != nil {
+		return err
+	}
+	if off < 0 || length < 0 {
+		return pathErr("punch", h.name, syscall.EINVAL)
+	}
+	if err := h.fs.attempt(OpPunch, "punch", h.name); err != nil {
+		return err
+	}
+	first := (off + BlockSize - 1) / BlockSize
+	last := min(off+length, int64(len(h.ino.data))) / BlockSize // exclusive
+	for b := first; b < last; b++ {
+		clear(h.ino.data[b*BlockSize : (b+1)*BlockSize])
+		if h.ino.holes == nil {
+			h.ino.holes = map[int64]bool{}
+		}
+		h.ino.holes[b] = true
+	}
+	return nil
+}
+
+// Allocated returns the bytes the file takes: its size rounded up to
+// BlockSize, less the punched blocks.
+func (h *File) Allocated() (int64, error) {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if err := h.usable("stat"); err != nil {
+		return 0, err
+	}
+	blocks := (int64(len(h.ino.data)) + BlockSize - 1) / BlockSize
+	for b := range h.ino.holes {
+		if b < blocks {
+			blocks--
+		}
+	}
+	return blocks * BlockSize, nil
 }
 
 // Seek sets the offset for the next Read or Write, as os.File.Seek does.
@@ -647,6 +711,7 @@ func (h *File) Sync() error {
 		return err
 	}
 	h.ino.durable = bytes.Clone(h.ino.data)
+	h.ino.durableHoles = maps.Clone(h.ino.holes)
 	return nil
 }
 
@@ -665,6 +730,11 @@ func (h *File) Truncate(size int64) error {
 		return err
 	}
 	h.ino.resize(size)
+	for b := range h.ino.holes {
+		if b*BlockSize >= size {
+			delete(h.ino.holes, b)
+		}
+	}
 	return nil
 }
 

@@ -793,3 +793,56 @@ func TestPowerOffNow(t *testing.T) {
 	wantEntries(t, f, "a")
 	wantContent(t, f, "d/a", "kept")
 }
+
+func TestPunchHole(t *testing.T) {
+	fsys := New()
+	f, err := fsys.OpenFile("p", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte{7}, 5*BlockSize)
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.SyncDir("."); err != nil {
+		t.Fatal(err)
+	}
+	// Punch blocks 1 and 2 (the range starts mid-block 0 and ends mid-block 3).
+	if err := f.PunchHole(BlockSize/2, 3*BlockSize); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.Allocated(); got != 3*BlockSize {
+		t.Fatalf("allocated %d after punching two blocks, want %d", got, 3*BlockSize)
+	}
+	if n, _ := f.Size(); n != int64(len(data)) {
+		t.Fatalf("punch changed the size to %d", n)
+	}
+	buf := make([]byte, len(data))
+	f.ReadAt(buf, 0)
+	if !bytes.Equal(buf[:BlockSize], data[:BlockSize]) || !bytes.Equal(buf[BlockSize:3*BlockSize], make([]byte, 2*BlockSize)) ||
+		!bytes.Equal(buf[3*BlockSize:], data[3*BlockSize:]) {
+		t.Fatal("punched file reads wrong")
+	}
+	// Not synced: a crash brings the blocks back.
+	fsys.Crash()
+	f, _ = fsys.OpenFile("p", os.O_RDWR, 0)
+	if got, _ := f.Allocated(); got != 5*BlockSize {
+		t.Fatalf("unsynced punch survived a crash: allocated %d", got)
+	}
+	f.PunchHole(0, BlockSize)
+	f.Sync()
+	fsys.Crash()
+	f, _ = fsys.OpenFile("p", os.O_RDWR, 0)
+	if got, _ := f.Allocated(); got != 4*BlockSize {
+		t.Fatalf("synced punch lost in a crash: allocated %d", got)
+	}
+	// Writing into a hole allocates it again.
+	f.Seek(0, 0)
+	f.Write([]byte{1})
+	if got, _ := f.Allocated(); got != 5*BlockSize {
+		t.Fatalf("write into a hole: allocated %d", got)
+	}
+}
