@@ -106,6 +106,10 @@ type Store struct {
 
 	closeMu sync.RWMutex // held for reading by every operation, for writing by Close
 	closed  bool
+
+	// testHookAfterLookup, if set, runs between a read's index lookup and
+	// its pack read, so tests can make GC act in that window.
+	testHookAfterLookup func()
 }
 
 // Open opens (creating if needed) the store in dir. A store left by a crash
@@ -440,6 +444,9 @@ func (s *Store) readInto(hash []byte, buf []byte) (location, []byte, error) {
 		loc, err := s.lookup(hash)
 		if err != nil {
 			return location{}, nil, err
+		}
+		if s.testHookAfterLookup != nil {
+			s.testHookAfterLookup()
 		}
 		p := s.packs.acquire(loc.pack)
 		if p == nil {

@@ -492,3 +492,42 @@ func TestConcurrentWritersReadersAndGC(t *testing.T) {
 		t.Fatalf("verify: %v %v", problems, err)
 	}
 }
+
+// TestReadRacingGCSaysNotFoundNotCorrupt makes GC delete a block and punch
+// out its bytes between a reader's index lookup and its read: the reader
+// must report the block gone, not corrupt.
+func TestReadRacingGCSaysNotFoundNotCorrupt(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir(), Options{})
+	rng := rand.New(rand.NewPCG(11, 12))
+	keep := addFile(t, s, randomBytes(rng, 1<<20), unixfs.Params{})
+	gone := randomBytes(rng, 200_000)
+	goneCid := rawBlock(gone)
+	if err := s.Put(ctx, goneCid, gone); err != nil {
+		t.Fatal(err)
+	}
+	// Pin something after it, so its bytes sit between live records.
+	addFile(t, s, randomBytes(rng, 300_000), unixfs.Params{})
+	ran := false
+	s.testHookAfterLookup = func() {
+		if ran {
+			return
+		}
+		ran = true
+		st, err := s.GC(ctx)
+		if err != nil || st.BlocksRemoved != 1 || st.PacksPunched != 1 {
+			t.Errorf("gc in the window: %+v, %v", st, err)
+		}
+	}
+	_, err := s.Get(ctx, goneCid)
+	if !ran {
+		t.Fatal("hook did not run")
+	}
+	if !errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read racing GC: %v, want not found", err)
+	}
+	s.testHookAfterLookup = nil
+	if got := readUnixFSFile(t, s, keep); len(got) != 1<<20 {
+		t.Fatal("live file damaged by punching")
+	}
+}
