@@ -103,7 +103,7 @@ func InitRepo(dir string, role Role) error {
 	}
 	ensureReserve(dir)
 	// The config is written last: a repo without it is not initialised.
-	if err := writeFileAtomic(filepath.Join(dir, configFile), append(raw, '\n'), 0o600); err != nil {
+	if err := storage.WriteFileAtomic(storage.OSFS{}, filepath.Join(dir, configFile), append(raw, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return nil
@@ -252,33 +252,4 @@ func lockRepo(dir string, shared bool) (*os.File, error) {
 		}
 	}
 	return f, nil
-}
-
-// writeFileAtomic writes a file through a synced temporary and a rename.
-func writeFileAtomic(name string, data []byte, perm fs.FileMode) error {
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(name))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

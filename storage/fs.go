@@ -169,12 +169,12 @@ func (OSFS) SyncDir(dir string) error {
 	return cerr
 }
 
-// writeFileSynced writes data to name through a temporary file, syncs it,
-// renames it into place and syncs the directory, so name holds either its
-// old or its new content after a crash.
-func writeFileSynced(fsys FS, name string, data []byte) error {
+// WriteFileAtomic writes data to name through a temporary file, syncs it,
+// renames it into place and syncs the directory, so that after a crash name
+// holds either its old or its new content, never a mix.
+func WriteFileAtomic(fsys FS, name string, data []byte, perm fs.FileMode) error {
 	tmp := name + ".tmp"
-	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}

@@ -90,22 +90,11 @@ func (s *Store) mark(ctx context.Context) (map[string]struct{}, error) {
 	}
 	live := make(map[string]struct{})
 	for _, root := range roots {
-		stack := []cid.Cid{root}
-		for len(stack) > 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			c := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			key := string(c.Hash())
-			if _, ok := live[key]; ok || isIdentity(c) {
-				continue
-			}
-			live[key] = struct{}{}
+		err := walk(ctx, root, live, func(c cid.Cid) ([]cid.Cid, error) {
 			if c.Type() == cid.Raw {
-				continue
+				return nil, nil
 			}
-			data, err := s.read([]byte(key))
+			data, err := s.read(c.Hash())
 			if err == nil {
 				err = verifyBlock(c, data)
 			}
@@ -119,7 +108,10 @@ func (s *Store) mark(ctx context.Context) (map[string]struct{}, error) {
 			if err != nil {
 				return nil, fmt.Errorf("gc: pinned DAG %s: %w; nothing was deleted", root, err)
 			}
-			stack = append(stack, links...)
+			return links, nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return live, nil

@@ -131,7 +131,7 @@ func (s *ldbStorage) SetMeta(fd lstorage.FileDesc) error {
 	if err := s.syncFile(name); err != nil {
 		return fmt.Errorf("set leveldb meta %s: %w", name, err)
 	}
-	if err := writeFileSynced(s.fsys, s.path(currentName), []byte(name+"\n")); err != nil {
+	if err := WriteFileAtomic(s.fsys, s.path(currentName), []byte(name+"\n"), 0o644); err != nil {
 		return fmt.Errorf("set leveldb meta %s: %w", name, err)
 	}
 	return nil

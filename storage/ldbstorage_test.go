@@ -256,7 +256,7 @@ func TestLevelDBStorageMeta(t *testing.T) {
 		{
 			name: "manifest missing",
 			setup: func(t *testing.T, _ *crashfs.FS, s *ldbStorage) {
-				if err := writeFileSynced(s.fsys, "db/CURRENT", []byte("MANIFEST-000009\n")); err != nil {
+				if err := WriteFileAtomic(s.fsys, "db/CURRENT", []byte("MANIFEST-000009\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -266,7 +266,7 @@ func TestLevelDBStorageMeta(t *testing.T) {
 			name: "no newline",
 			setup: func(t *testing.T, _ *crashfs.FS, s *ldbStorage) {
 				createLDBFile(t, s, manifest, "records", true)
-				if err := writeFileSynced(s.fsys, "db/CURRENT", []byte("MANIFEST-000003")); err != nil {
+				if err := WriteFileAtomic(s.fsys, "db/CURRENT", []byte("MANIFEST-000003"), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -276,7 +276,7 @@ func TestLevelDBStorageMeta(t *testing.T) {
 			name: "not a manifest",
 			setup: func(t *testing.T, _ *crashfs.FS, s *ldbStorage) {
 				createLDBFile(t, s, lstorage.FileDesc{Type: lstorage.TypeJournal, Num: 3}, "", true)
-				if err := writeFileSynced(s.fsys, "db/CURRENT", []byte("000003.log\n")); err != nil {
+				if err := WriteFileAtomic(s.fsys, "db/CURRENT", []byte("000003.log\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -285,7 +285,7 @@ func TestLevelDBStorageMeta(t *testing.T) {
 		{
 			name: "empty",
 			setup: func(t *testing.T, _ *crashfs.FS, s *ldbStorage) {
-				if err := writeFileSynced(s.fsys, "db/CURRENT", nil); err != nil {
+				if err := WriteFileAtomic(s.fsys, "db/CURRENT", nil, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -396,7 +396,7 @@ func TestLevelDBStorageMisc(t *testing.T) {
 	l2.Unlock()
 
 	old := lstorage.FileDesc{Type: lstorage.TypeTable, Num: 7}
-	if err := writeFileSynced(s.fsys, "db/000007.sst", []byte("old")); err != nil {
+	if err := WriteFileAtomic(s.fsys, "db/000007.sst", []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r, err := s.Open(old)

@@ -77,37 +77,20 @@ func Links(c cid.Cid, data []byte) ([]cid.Cid, error) {
 // block's verified bytes. Leaves (raw CIDs) are read too. A missing block
 // is an *IncompleteError.
 func (s *Store) WalkDAG(ctx context.Context, root cid.Cid, fn func(c cid.Cid, data []byte) error) error {
-	seen := make(map[string]struct{})
-	stack := []cid.Cid{root}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if _, ok := seen[c.KeyString()]; ok {
-			continue
-		}
-		seen[c.KeyString()] = struct{}{}
+	return walk(ctx, root, nil, func(c cid.Cid) ([]cid.Cid, error) {
 		data, err := s.Get(ctx, c)
 		if errors.Is(err, ErrNotFound) {
-			return &IncompleteError{Root: root, Missing: c}
+			return nil, &IncompleteError{Root: root, Missing: c}
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		links, err := Links(c, data)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := fn(c, data); err != nil {
-			return err
-		}
-		for i := len(links) - 1; i >= 0; i-- {
-			stack = append(stack, links[i])
-		}
-	}
-	return nil
+		return links, fn(c, data)
+	})
 }
 
 // Pin pins already stored DAGs after checking that every block of each is
@@ -121,7 +104,7 @@ func (s *Store) Pin(ctx context.Context, roots ...cid.Cid) error {
 	lease := s.leases.newLease()
 	defer lease.Release()
 	for _, root := range roots {
-		if err := s.walkHeld(ctx, lease, root, nil); err != nil {
+		if err := s.walkHeld(ctx, lease, root); err != nil {
 			return fmt.Errorf("pin %s: %w", root, err)
 		}
 	}
@@ -141,44 +124,25 @@ func (s *Store) Pin(ctx context.Context, roots ...cid.Cid) error {
 
 // walkHeld walks root's DAG, holding every block with lease before
 // checking that it is stored; raw leaves are checked by index only, dag-pb
-// nodes are read and verified. fn, if set, sees every CID.
-func (s *Store) walkHeld(ctx context.Context, lease *Lease, root cid.Cid, fn func(cid.Cid)) error {
-	seen := make(map[string]struct{})
-	stack := []cid.Cid{root}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if _, ok := seen[c.KeyString()]; ok || isIdentity(c) {
-			continue
-		}
-		seen[c.KeyString()] = struct{}{}
+// nodes are read and verified.
+func (s *Store) walkHeld(ctx context.Context, lease *Lease, root cid.Cid) error {
+	return walk(ctx, root, nil, func(c cid.Cid) ([]cid.Cid, error) {
 		present, err := s.holdAndHas(lease, string(c.Hash()))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !present {
-			return &IncompleteError{Root: root, Missing: c}
-		}
-		if fn != nil {
-			fn(c)
+			return nil, &IncompleteError{Root: root, Missing: c}
 		}
 		if c.Type() == cid.Raw {
-			continue
+			return nil, nil
 		}
 		data, err := s.Get(ctx, c)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		links, err := Links(c, data)
-		if err != nil {
-			return err
-		}
-		stack = append(stack, links...)
-	}
-	return nil
+		return Links(c, data)
+	})
 }
 
 // Unpin removes a pin; the DAG's blocks go at the next GC unless another

@@ -141,47 +141,35 @@ func (s *Store) Verify(ctx context.Context, report func(Problem)) (VerifyStats, 
 // verifyDAG walks a pinned DAG reporting missing and unreadable nodes
 // instead of stopping at the first.
 func (s *Store) verifyDAG(ctx context.Context, root cid.Cid, add func(Problem)) error {
-	seen := make(map[string]struct{})
-	stack := []cid.Cid{root}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if _, ok := seen[c.KeyString()]; ok || isIdentity(c) {
-			continue
-		}
-		seen[c.KeyString()] = struct{}{}
+	return walk(ctx, root, nil, func(c cid.Cid) ([]cid.Cid, error) {
 		if c.Type() == cid.Raw {
 			ok, err := s.db.Has(blockKey(c.Hash()), nil)
 			if err != nil {
-				return fmt.Errorf("verify: %w", err)
+				return nil, fmt.Errorf("verify: %w", err)
 			}
 			if !ok {
 				add(Problem{Kind: ProblemMissing, Cid: c, Root: root})
 			}
-			continue
+			return nil, nil
 		}
 		data, err := s.read(c.Hash())
 		switch {
 		case errors.Is(err, ErrNotFound):
 			add(Problem{Kind: ProblemMissing, Cid: c, Root: root})
-			continue
+			return nil, nil
 		case err != nil:
-			continue // reported as unreadable by the block pass
+			return nil, nil // reported as unreadable by the block pass
 		}
 		if ok, _ := hashMatches(c.Hash(), data); !ok {
-			continue // reported as corrupt by the block pass
+			return nil, nil // reported as corrupt by the block pass
 		}
 		links, err := Links(c, data)
 		if err != nil {
 			add(Problem{Kind: ProblemMalformed, Cid: c, Root: root, Detail: err.Error()})
-			continue
+			return nil, nil
 		}
-		stack = append(stack, links...)
-	}
-	return nil
+		return links, nil
+	})
 }
 
 // readAt reads a block at a known location.
