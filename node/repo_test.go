@@ -1,0 +1,90 @@
+package node
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestParseRef(t *testing.T) {
+	const c = "bafybeibob2injxfhnabvwrcxfbmn26pnthkjurvt4uhxk4ffxcyfafpwyi"
+	for _, tc := range []struct {
+		in, path string
+		ok       bool
+	}{
+		{c, "", true},
+		{c + "/sub/c.txt", "sub/c.txt", true},
+		{"/ipfs/" + c + "/sub/", "sub", true},
+		{"QmXgkY4miMKJBrg8YYke4xw6C2n8WNsUc1GXLhN84k4QM3", "", true},
+		{"", "", false},
+		{"bafy", "", false},
+		{"not-a-cid/x", "", false},
+	} {
+		got, err := ParseRef(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got.Path != tc.path) {
+			t.Errorf("ParseRef(%q) = %+v, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestRepoLocking(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	if _, err := OpenRepo(dir, OpenOptions{}); !errors.Is(err, ErrNotInitialised) {
+		t.Fatalf("open before init: %v", err)
+	}
+	if err := InitRepo(dir, RoleAuditor); err != nil {
+		t.Fatal(err)
+	}
+	if err := InitRepo(dir, RoleAuditor); !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("second init: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, reserveFile)); err != nil {
+		t.Fatalf("no reserve file after init: %v", err)
+	}
+	r1, err := OpenRepo(dir, OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := OpenRepo(dir, OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("two readers: %v", err)
+	}
+	if r2.Config.Role != RoleAuditor {
+		t.Fatalf("role %q", r2.Config.Role)
+	}
+	if _, err := OpenRepo(dir, OpenOptions{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("writer beside readers: %v", err)
+	}
+	r1.Close()
+	r2.Close()
+	w, err := OpenRepo(dir, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := OpenRepo(dir, OpenOptions{ReadOnly: true}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("reader beside a writer: %v", err)
+	}
+}
+
+// TestInitAfterACrashedInit: an init that died before writing its config
+// leaves a block store behind; the next init starts afresh.
+func TestInitAfterACrashedInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	junk := filepath.Join(dir, blocksDir, "index", "MANIFEST-000001")
+	if err := os.MkdirAll(filepath.Dir(junk), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(junk, []byte("half written"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := InitRepo(dir, RoleAgency); err != nil {
+		t.Fatalf("init over a crashed init: %v", err)
+	}
+	r, err := OpenRepo(dir, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+}
