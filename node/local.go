@@ -66,8 +66,10 @@ type Added struct {
 	Size uint64
 }
 
-// AddResult lists what an add stored: every file and directory, children
-// before parents, and the root of each path given.
+// AddResult lists what an add stored, in the order kubo's `ipfs add`
+// prints it: every file in the order of the walk (names sorted, depth
+// first), then every directory, each after its subdirectories; and the
+// root of each path given.
 type AddResult struct {
 	Entries []Added
 	Roots   []Added
@@ -112,9 +114,15 @@ func Add(ctx context.Context, r *Repo, paths []string, opts AddOptions) (AddResu
 		uopts.Skipped = func(path string, _ fs.FileMode) { opts.Skipped(path) }
 	}
 	var res AddResult
+	var dirs []Added
 	for _, p := range paths {
-		root, err := im.AddPath(ctx, p, uopts, func(path string, e unixfs.Entry) {
-			res.Entries = append(res.Entries, Added{Path: path, Cid: e.Cid, Size: e.Size})
+		root, err := im.AddPath(ctx, p, uopts, func(path string, e unixfs.Entry, isDir bool) {
+			a := Added{Path: path, Cid: e.Cid, Size: e.Size}
+			if isDir {
+				dirs = append(dirs, a)
+			} else {
+				res.Entries = append(res.Entries, a)
+			}
 		})
 		if err != nil {
 			return AddResult{}, err
@@ -124,6 +132,7 @@ func Add(ctx context.Context, r *Repo, paths []string, opts AddOptions) (AddResu
 			w.Pin(root.Cid)
 		}
 	}
+	res.Entries = append(res.Entries, dirs...)
 	if w != nil {
 		if err := w.Commit(); err != nil {
 			return AddResult{}, err

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -92,16 +93,16 @@ func (a *app) lsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Columns as kubo's `ipfs ls` aligns them.
+			tw := tabwriter.NewWriter(a.stdout, 1, 2, 1, ' ', 0)
 			for _, e := range entries {
-				name := e.Name
-				size := fmt.Sprint(e.Size)
 				if e.Kind.String() == "directory" {
-					name += "/"
-					size = "-"
+					fmt.Fprintf(tw, "%s\t-\t%s/\n", e.Cid, e.Name)
+				} else {
+					fmt.Fprintf(tw, "%s\t%d\t%s\n", e.Cid, e.Size, e.Name)
 				}
-				fmt.Fprintf(a.stdout, "%s %s %s\n", e.Cid, size, name)
 			}
-			return nil
+			return tw.Flush()
 		},
 	}
 }

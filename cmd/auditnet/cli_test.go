@@ -96,9 +96,15 @@ func TestLocalRoundTrip(t *testing.T) {
 		t.Fatal("cat of b.bin differs")
 	}
 	ls := mustCLI(t, r, "ls", root)
-	if !strings.Contains(ls, "bafybeih7gz5kvvg2zafb7vue6izhy6c4tglvwpi3rgunwdag2fidn2y6eq 300000 b.bin") ||
-		!strings.Contains(ls, "- sub/") {
-		t.Fatalf("ls:\n%s", ls)
+	wantLs := []string{
+		"bafkreifwvggzz2nc3ekjfch2hx2c2n34hzbhg6x5zwxxctrtycqqbniqma 6 a.txt",
+		"bafybeih7gz5kvvg2zafb7vue6izhy6c4tglvwpi3rgunwdag2fidn2y6eq 300000 b.bin",
+		"bafybeicrz34yyq73ottltek2r7mojkw56g2oswnp3jsx2av5osqheokzh4 - sub/",
+	}
+	for i, line := range strings.Split(strings.TrimSpace(ls), "\n") {
+		if strings.Join(strings.Fields(line), " ") != wantLs[i] {
+			t.Fatalf("ls line %d: %q, want %q", i, line, wantLs[i])
+		}
 	}
 	dst := filepath.Join(t.TempDir(), "out")
 	mustCLI(t, r, "get", root, "-o", dst)
@@ -256,5 +262,41 @@ func TestSpecialFilesRefusedUnlessSkipped(t *testing.T) {
 	out, errOut, code := cli(t, nil, r, "add", "-r", "--skip-special", dir)
 	if code != 0 || !strings.Contains(errOut, "skipped special file "+fifo) || !strings.Contains(out, "/data.csv") {
 		t.Fatalf("add --skip-special: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestAddOutputMatchesKubo: for a nested tree, `add -r` prints exactly what
+// kubo 0.42.0's `ipfs add -r --hidden --cid-version=1 t` printed for the
+// same tree: files in walk order, then directories, each after its
+// subdirectories. `ls` aligns its columns as `ipfs ls` does.
+func TestAddOutputMatchesKubo(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	r := "--repo=" + repo
+	mustCLI(t, r, "init")
+	src := filepath.Join(t.TempDir(), "t")
+	writeTree(t, src, map[string]string{"a/b/y": "1\n", "a/x": "2\n", "c/z": "3\n", "top.txt": "4\n", ".h/e/f": "5\n"})
+	if err := os.Mkdir(filepath.Join(src, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := `added bafkreihqwxbmeii4rvt62fphlzswy6dc2cdosjcuecesu7pgftm6ywbkay t/.h/e/f
+added bafkreicdkwsgwgotjdoc6v6ai34o6y6ukohlxe3aadz4t3uvjitumdoymu t/a/b/y
+added bafkreictyi2ol2chfnvmkha24hflh7qg7lifhpvy5p6ys55qcbsvx7otym t/a/x
+added bafkreiarehh4zvmrh4fgh7webjx72rhkmt45ye24mzruxiab2ef46qycui t/c/z
+added bafkreid54fkv34gcoabst2avxe5tfrlrypvfjxewpoe6qgvxhomxfnzndu t/top.txt
+added bafybeicvb5ffjfj4nowd6bt3vbavr57kenkwdowpaliziibspnwdzvboau t/.h/e
+added bafybeickmuuj5rlxs5sirefizmae5dzgvta7xlneogmwosyljahel2l5fa t/.h
+added bafybeidsh5bbihekyrorhkx4zb27lekg3td3gndfydne4hr76mhlisu52i t/a/b
+added bafybeidjfftdenc3vxrlvkg7zghf4bs6372tgxsobgm2qeyy3sjafajjqe t/a
+added bafybeidfh2eefkh2fz5lwil2ts5dmmp3asplhfxvzlsmjglpu7kbucsf7y t/c
+added bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354 t/empty
+added bafybeieavrfpjhybnjmdquowd2upa3ngfry2pgpnkzaun2vz3iqyio2dxy t
+`
+	if got := mustCLI(t, r, "add", "-r", src); got != want {
+		t.Fatalf("add output:\n%s\nkubo's:\n%s", got, want)
+	}
+	wantLs := `bafybeicvb5ffjfj4nowd6bt3vbavr57kenkwdowpaliziibspnwdzvboau - e/
+`
+	if got := mustCLI(t, r, "ls", "bafybeieavrfpjhybnjmdquowd2upa3ngfry2pgpnkzaun2vz3iqyio2dxy/.h"); got != wantLs {
+		t.Fatalf("ls:\n%q\nwant\n%q", got, wantLs)
 	}
 }

@@ -53,10 +53,10 @@ func (e *SpecialFileError) Error() string {
 	return fmt.Sprintf("%s is %s", e.Path, kind)
 }
 
-// AddedFunc is told of every file and directory once it is stored,
-// children before their directory, with its path relative to the parent of
-// the path given to AddPath (the names kubo's `ipfs add` prints).
-type AddedFunc func(path string, e Entry)
+// AddedFunc is told of every file, symlink and directory once it is
+// stored, children before their directory, with its path relative to the
+// parent of the path given to AddPath (the names kubo's `ipfs add` prints).
+type AddedFunc func(path string, e Entry, isDir bool)
 
 // AddPath imports a file or, recursively, a directory from the local file
 // system, hidden files included.
@@ -91,7 +91,7 @@ func (im *Importer) addPath(ctx context.Context, path, name string, opts AddOpti
 		return Entry{}, err
 	}
 	if added != nil {
-		added(name, e)
+		added(name, e, mode.IsDir())
 	}
 	return e, nil
 }
