@@ -105,6 +105,10 @@ def main():
     for k in ("openssl", "dd", "only-hash", "add", "cat"):
         print(f"{k:<12} {med[k]:>9.3f} {mbps[k]:>8.0f} {mbps[k] / mbps['openssl']:>10.2f}x "
               f"{mbps[k] / mbps['dd']:>6.2f}x {rss[k] / 1024:>7.1f}MiB")
+    # The disk's speed drifts within a run; the ratio of add to dd taken
+    # round by round (each pair measured back to back) is the steadier one.
+    pair = [d / a for d, a in zip(times["dd"], times["add"])]
+    print(f"add vs dd, per round: {' '.join(f'{x:.2f}' for x in pair)}; median {statistics.median(pair):.2f}x")
     print(f"store on disk after add: {disk} bytes for {size} bytes of data = {disk / size:.4f}x")
 
     # GC reclaim: add a second file, unpin it, collect; the disk should be

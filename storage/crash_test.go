@@ -81,9 +81,9 @@ func (m *crashModel) expected(k int) (map[string]pinState, map[string][]byte) {
 }
 
 // crashStoreOptions make every mechanism happen within a small workload:
-// pack rotation, writer flushes, and leveldb memtable flushes, table files
-// and manifest rewrites.
-var crashStoreOptions = Options{PackSize: 48 << 10, FlushEntries: 5, indexWriteBuffer: 4 << 10}
+// pack rotation, writer flushes, background syncs, and leveldb memtable
+// flushes, table files and manifest rewrites.
+var crashStoreOptions = Options{PackSize: 48 << 10, FlushEntries: 5, BackgroundSync: 8 << 10, indexWriteBuffer: 4 << 10}
 
 // crashWorkload adds, aborts, unpins, re-pins and collects, recording
 // each operation in m. It stops at the first error, as a process whose

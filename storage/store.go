@@ -73,6 +73,9 @@ type Options struct {
 	// FlushEntries is how many new blocks a Writer gathers before it makes
 	// them durable and indexes them even without Flush (default 16384).
 	FlushEntries int
+	// BackgroundSync is how many bytes a Writer appends between background
+	// fsyncs of its pack (default DefaultBackgroundSync).
+	BackgroundSync int64
 
 	// ReadOnly opens the store for reading only: nothing is written, not
 	// even the recovery of a crashed write, so a store on a full disk can
@@ -127,6 +130,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if opts.FlushEntries == 0 {
 		opts.FlushEntries = 16384
+	}
+	if opts.BackgroundSync == 0 {
+		opts.BackgroundSync = DefaultBackgroundSync
 	}
 	s := &Store{dir: dir, fs: opts.FS, log: opts.Logger, opts: opts, leases: newLeaseTable()}
 	indexDir, packDir := path.Join(dir, "index"), path.Join(dir, "packs")

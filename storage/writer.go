@@ -33,9 +33,25 @@ type Writer struct {
 	pendingKeys map[string]struct{}
 	pins        []cid.Cid
 
+	// A background fsync of the current pack runs while the writer goes on
+	// appending, so that the disk (and its cache flush) works while the
+	// importer hashes: the fsync that acknowledges a write then has little
+	// left to do. bgDone carries its result; bgPack is the pack it syncs;
+	// bgMark is the pack's end when it started.
+	bgDone chan error
+	bgPack *pack
+	bgMark int64
+
 	err    error // sticky: after a failed write the writer only aborts
 	closed bool
 }
+
+// directWriteSize: blocks at least this big bypass the write buffer.
+const directWriteSize = 64 << 10
+
+// DefaultBackgroundSync is how many bytes a writer appends between
+// background fsyncs.
+const DefaultBackgroundSync = 32 << 20
 
 type pendingEntry struct {
 	key string
@@ -126,6 +142,7 @@ func (w *Writer) append(key string, data []byte) error {
 			return fmt.Errorf("seek pack %s: %w", p.name, err)
 		}
 		w.cur = p
+		w.bgMark = p.end
 		w.toSync = append(w.toSync, p)
 		if w.bw == nil {
 			w.bw = bufio.NewWriterSize(p.f, 1<<20)
@@ -135,11 +152,17 @@ func (w *Writer) append(key string, data []byte) error {
 	}
 	var hdr [recordHeaderSize + 255]byte
 	h := appendRecordHeader(hdr[:0], key, len(data))
-	if _, err := w.bw.Write(h); err != nil {
-		w.markBroken(w.cur)
-		return fmt.Errorf("write pack %s: %w", w.cur.name, err)
+	_, err := w.bw.Write(h)
+	if err == nil && len(data) >= directWriteSize {
+		// A large block goes straight to the file instead of being copied
+		// through the buffer first.
+		if err = w.bw.Flush(); err == nil {
+			_, err = w.cur.f.Write(data)
+		}
+	} else if err == nil {
+		_, err = w.bw.Write(data)
 	}
-	if _, err := w.bw.Write(data); err != nil {
+	if err != nil {
 		w.markBroken(w.cur)
 		return fmt.Errorf("write pack %s: %w", w.cur.name, err)
 	}
@@ -147,6 +170,55 @@ func (w *Writer) append(key string, data []byte) error {
 	w.cur.end += int64(len(h) + len(data))
 	w.pending = append(w.pending, pendingEntry{key: key, loc: loc})
 	w.pendingKeys[key] = struct{}{}
+	if w.cur.end-w.bgMark >= w.s.opts.BackgroundSync {
+		return w.startBackgroundSync()
+	}
+	return nil
+}
+
+// startBackgroundSync hands the buffered bytes to the kernel and fsyncs the
+// current pack on another goroutine, unless one is still running.
+func (w *Writer) startBackgroundSync() error {
+	if err := w.collectBackgroundSync(false); err != nil {
+		return err
+	}
+	if w.bgDone != nil {
+		return nil
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.markBroken(w.cur)
+		return fmt.Errorf("write pack %s: %w", w.cur.name, err)
+	}
+	p, done := w.cur, make(chan error, 1)
+	w.bgDone, w.bgPack, w.bgMark = done, p, p.end
+	go func() { done <- p.f.Sync() }()
+	return nil
+}
+
+// collectBackgroundSync takes the result of the background fsync, waiting
+// for it if wait is set. A failed fsync fails the writer for good: after
+// one, the kernel may have dropped dirty pages, and a later fsync that
+// succeeds would not bring them back.
+func (w *Writer) collectBackgroundSync(wait bool) error {
+	if w.bgDone == nil {
+		return nil
+	}
+	var err error
+	if wait {
+		err = <-w.bgDone
+	} else {
+		select {
+		case err = <-w.bgDone:
+		default:
+			return nil
+		}
+	}
+	p := w.bgPack
+	w.bgDone, w.bgPack = nil, nil
+	if err != nil {
+		w.markBroken(p)
+		return w.fail(fmt.Errorf("sync pack %s: %w", p.name, err))
+	}
 	return nil
 }
 
@@ -214,6 +286,9 @@ func (w *Writer) indexWriteFailed() {
 // syncPacks makes every byte appended so far durable: it flushes the
 // buffer, fsyncs each pack written to and, for new packs, their directory.
 func (w *Writer) syncPacks() error {
+	if err := w.collectBackgroundSync(true); err != nil {
+		return err
+	}
 	if w.bw != nil && w.cur != nil {
 		if err := w.bw.Flush(); err != nil {
 			w.markBroken(w.cur)
@@ -281,6 +356,11 @@ func (w *Writer) fail(err error) error {
 // releasePacks returns the writer's packs, cutting off anything not
 // committed.
 func (w *Writer) releasePacks() {
+	// The background fsync must be done before a pack is cut back or
+	// handed to another writer.
+	if err := w.collectBackgroundSync(true); err != nil {
+		w.s.log.Warn("background sync failed", "err", err)
+	}
 	for _, p := range w.toSync {
 		w.s.packs.mu.Lock()
 		committed, end, broken := p.committed, p.end, p.broken
