@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"io"
 	"math/rand/v2"
 	"testing"
 )
@@ -44,33 +43,5 @@ func BenchmarkImportOnlyHash(b *testing.B) {
 		if _, err := im.File(context.Background(), bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// BenchmarkFileReader reads a 64 MiB file back from memory through the
-// prefetching reader (the blocks are not re-hashed: memSink trusts them).
-func BenchmarkFileReader(b *testing.B) {
-	data := benchData()
-	sink := &memSink{}
-	im, _ := NewImporter(Params{}, sink, nil)
-	e, err := im.File(context.Background(), bytes.NewReader(data))
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, err := Load(context.Background(), sink, e.Cid)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		fr, err := NewFileReader(context.Background(), sink, n, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := fr.WriteTo(io.Discard); err != nil {
-			b.Fatal(err)
-		}
-		fr.Close()
 	}
 }
