@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/ipfs/go-cid"
 
@@ -173,14 +174,38 @@ func (r *Repo) Stat(ctx context.Context, ref Ref) (*unixfs.Node, error) {
 	return r.resolve(ctx, ref)
 }
 
+// DefaultMaxEntries bounds how many files and directories a get writes
+// unless told otherwise.
+const DefaultMaxEntries = 1 << 24
+
+// GetOptions control Get.
+type GetOptions struct {
+	Progress func(int)
+	// MaxEntries bounds the files and directories written (0: the
+	// default; negative: no bound).
+	MaxEntries int
+}
+
 // Get writes the file, directory or symlink ref names to dst, which must
-// not exist.
-func (r *Repo) Get(ctx context.Context, ref Ref, dst string, progress func(int)) error {
+// not exist. It first checks that the DAG fits: no more entries than
+// allowed and no more file bytes than the destination's free space.
+func (r *Repo) Get(ctx context.Context, ref Ref, dst string, opts GetOptions) error {
 	n, err := r.resolve(ctx, ref)
 	if err != nil {
 		return err
 	}
-	return unixfs.Extract(ctx, r.Store, n, dst, unixfs.ExtractOptions{Progress: progress})
+	eopts := unixfs.ExtractOptions{Progress: opts.Progress, MaxEntries: opts.MaxEntries}
+	switch {
+	case eopts.MaxEntries == 0:
+		eopts.MaxEntries = DefaultMaxEntries
+	case eopts.MaxEntries < 0:
+		eopts.MaxEntries = 0
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(filepath.Clean(dst)), &st); err == nil {
+		eopts.MaxBytes = st.Bavail * uint64(st.Bsize)
+	}
+	return unixfs.Extract(ctx, r.Store, n, dst, eopts)
 }
 
 // LsEntry is one entry of a directory listing.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,11 +85,8 @@ func InitRepo(dir string, role Role) error {
 		return err
 	}
 	defer lock.Close()
-	// Without a config the repo was never initialised, so a block store
-	// left by an init that crashed holds nothing anyone was told about;
-	// starting it afresh avoids opening a half-created index.
-	if err := os.RemoveAll(filepath.Join(dir, blocksDir)); err != nil {
-		return fmt.Errorf("clear unfinished repo %s: %w", dir, err)
+	if err := clearUnfinishedInit(dir); err != nil {
+		return err
 	}
 	st, err := storage.Open(filepath.Join(dir, blocksDir), storage.Options{})
 	if err != nil {
@@ -105,6 +103,39 @@ func InitRepo(dir string, role Role) error {
 	// The config is written last: a repo without it is not initialised.
 	if err := storage.WriteFileAtomic(storage.OSFS{}, filepath.Join(dir, configFile), append(raw, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}
+
+// ErrOrphanStore is returned by InitRepo for a directory with no config
+// but a block store holding data: re-initialising would throw the data
+// away, so the user must restore the config or move the store first.
+var ErrOrphanStore = errors.New("holds a block store with data but no config.json; restore the config instead of re-initialising (or move blocks/ away)")
+
+// clearUnfinishedInit deals with a block store found in a directory that
+// has no config. An init that crashed before writing its config leaves an
+// empty (possibly half-created) store: it is removed. A store that holds
+// blocks or pins is someone's data whose config went missing: it is kept
+// and the init refused.
+func clearUnfinishedInit(dir string) error {
+	blocks := filepath.Join(dir, blocksDir)
+	if _, err := os.Stat(blocks); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if st, err := storage.Open(blocks, storage.Options{ReadOnly: true}); err == nil {
+		stat, serr := st.Stat(context.Background())
+		st.Close()
+		if serr != nil {
+			return fmt.Errorf("inspect the block store in %s: %w", dir, serr)
+		}
+		if stat.Blocks > 0 || len(stat.Pins) > 0 {
+			return fmt.Errorf("%s %w (%d blocks, %d pins)", dir, ErrOrphanStore, stat.Blocks, len(stat.Pins))
+		}
+	} else if packs, _ := filepath.Glob(filepath.Join(blocks, "packs", "*.pack")); len(packs) > 0 {
+		return fmt.Errorf("%s %w (its index does not open: %v)", dir, ErrOrphanStore, err)
+	}
+	if err := os.RemoveAll(blocks); err != nil {
+		return fmt.Errorf("clear unfinished repo %s: %w", dir, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -87,4 +88,43 @@ func TestInitAfterACrashedInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
+}
+
+// TestInitRefusesToWipeAStoreWithData: a repo whose config went missing
+// still has its data; init must not throw it away.
+func TestInitRefusesToWipeAStoreWithData(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	if err := InitRepo(dir, RoleAgency); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(f, []byte("acknowledged audit data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenRepo(dir, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Add(context.Background(), r, []string{f}, AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if err := os.Rename(filepath.Join(dir, configFile), filepath.Join(dir, "config.lost")); err != nil {
+		t.Fatal(err)
+	}
+	if err := InitRepo(dir, RoleAgency); !errors.Is(err, ErrOrphanStore) {
+		t.Fatalf("init over a store with data: %v", err)
+	}
+	if err := os.Rename(filepath.Join(dir, "config.lost"), filepath.Join(dir, configFile)); err != nil {
+		t.Fatal(err)
+	}
+	r, err = OpenRepo(dir, OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if ok, _ := r.Store.Has(context.Background(), res.Roots[0].Cid); !ok {
+		t.Fatal("data lost")
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 
+	"auditnet/storage/dagpb"
 	"auditnet/storage/unixfs"
 )
 
@@ -529,5 +530,59 @@ func TestReadRacingGCSaysNotFoundNotCorrupt(t *testing.T) {
 	s.testHookAfterLookup = nil
 	if got := readUnixFSFile(t, s, keep); len(got) != 1<<20 {
 		t.Fatal("live file damaged by punching")
+	}
+}
+
+// TestInlinedNodeKeepsItsChildren: a dag-pb node inlined in an identity
+// CID (`ipfs add --inline`) links to stored blocks; pins, GC, verify and
+// export must follow those links.
+func TestInlinedNodeKeepsItsChildren(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, t.TempDir(), Options{})
+	leafData := []byte("evidence behind an inlined directory")
+	leaf := rawBlock(leafData)
+	inner := dagpb.Node{Links: []dagpb.Link{dagpb.NewLink(leaf, "f", uint64(len(leafData)))}, Data: []byte{0x08, 0x01}}
+	innerBytes := inner.Marshal()
+	idHash, err := mh.Sum(innerBytes, mh.IDENTITY, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := cid.NewCidV1(cid.DagProtobuf, idHash)
+	outer := dagpb.Node{Links: []dagpb.Link{dagpb.NewLink(sub, "sub", uint64(len(innerBytes)))}, Data: []byte{0x08, 0x01}}
+	outerBytes := outer.Marshal()
+	rootHash, _ := mh.Sum(outerBytes, mh.SHA2_256, -1)
+	root := cid.NewCidV1(cid.DagProtobuf, rootHash)
+	if err := s.Put(ctx, root, outerBytes); err != nil {
+		t.Fatal(err)
+	}
+	var incomplete *IncompleteError
+	if err := s.Pin(ctx, root); !errors.As(err, &incomplete) || !incomplete.Missing.Equals(leaf) {
+		t.Fatalf("pin without the leaf behind the inlined node: %v", err)
+	}
+	if err := s.Put(ctx, leaf, leafData); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pin(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.GC(ctx); err != nil || st.BlocksRemoved != 0 {
+		t.Fatalf("gc: %+v, %v", st, err)
+	}
+	var exported []cid.Cid
+	if err := s.WalkDAG(ctx, root, func(c cid.Cid, _ []byte) error { exported = append(exported, c); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(exported) != 2 || !exported[1].Equals(leaf) {
+		t.Fatalf("export walked %v, want the root and the leaf", exported)
+	}
+	if err := s.Delete(ctx, leaf); err != nil {
+		t.Fatal(err)
+	}
+	var problems []Problem
+	if _, err := s.Verify(ctx, func(p Problem) { problems = append(problems, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 1 || problems[0].Kind != ProblemMissing || !problems[0].Cid.Equals(leaf) {
+		t.Fatalf("verify: %v", problems)
 	}
 }

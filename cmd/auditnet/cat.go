@@ -32,6 +32,7 @@ func (a *app) catCommand() *cobra.Command {
 
 func (a *app) getCommand() *cobra.Command {
 	var output string
+	var maxEntries int
 	cmd := &cobra.Command{
 		Use:   "get CID[/PATH] [-o PATH]",
 		Short: "Write a file or directory to disk, re-hashing every block",
@@ -62,7 +63,7 @@ func (a *app) getCommand() *cobra.Command {
 				progress = bar.add
 				defer bar.finish()
 			}
-			if err := repo.Get(cmd.Context(), ref, output, progress); err != nil {
+			if err := repo.Get(cmd.Context(), ref, output, node.GetOptions{Progress: progress, MaxEntries: maxEntries}); err != nil {
 				return err
 			}
 			bar.finish()
@@ -71,6 +72,7 @@ func (a *app) getCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "where to write it (must not exist; default: the CID or the path's last name)")
+	cmd.Flags().IntVar(&maxEntries, "max-entries", node.DefaultMaxEntries, "refuse a DAG that would write more files and directories than this (-1: no limit)")
 	return cmd
 }
 

@@ -16,6 +16,55 @@ type ExtractOptions struct {
 	Workers int
 	// Progress, if not nil, is called with the number of bytes written.
 	Progress func(n int)
+	// MaxEntries and MaxBytes, when not zero, bound what Extract may
+	// write: it measures the DAG first and refuses one that would write
+	// more files, directories and links, or more file bytes. Content
+	// addressing lets a few blocks name the same subtree many times, so a
+	// small DAG can unfold into an enormous tree.
+	MaxEntries int
+	MaxBytes   uint64
+}
+
+// ErrTooBig is returned when a DAG would unfold into more than allowed.
+var ErrTooBig = errors.New("unixfs: DAG unfolds into more than allowed")
+
+// Measure walks the directories under n (not the files' contents) and
+// returns how many entries and file bytes extracting it would write. It
+// stops with ErrTooBig as soon as either passes its limit (0: no limit).
+func Measure(ctx context.Context, g Getter, n *Node, maxEntries int, maxBytes uint64) (entries int, size uint64, err error) {
+	var visit func(n *Node) error
+	visit = func(n *Node) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		entries++
+		if maxEntries > 0 && entries > maxEntries {
+			return fmt.Errorf("%w: more than %d entries", ErrTooBig, maxEntries)
+		}
+		if n.Kind != KindDirectory {
+			size += n.Size
+			if size < n.Size || maxBytes > 0 && size > maxBytes {
+				return fmt.Errorf("%w: more than %d bytes", ErrTooBig, maxBytes)
+			}
+			return nil
+		}
+		links, err := ReadDir(ctx, g, n)
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			child, err := Load(ctx, g, l.Cid)
+			if err != nil {
+				return err
+			}
+			if err := visit(child); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err = visit(n)
+	return entries, size, err
 }
 
 // Extract writes the file, directory or symlink n to dst, which must not
@@ -27,6 +76,11 @@ func Extract(ctx context.Context, g Getter, n *Node, dst string, opts ExtractOpt
 		return fmt.Errorf("%s: %w", dst, fs.ErrExist)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	if opts.MaxEntries > 0 || opts.MaxBytes > 0 {
+		if _, _, err := Measure(ctx, g, n, opts.MaxEntries, opts.MaxBytes); err != nil {
+			return fmt.Errorf("extract %s: %w", n.Cid, err)
+		}
 	}
 	return extract(ctx, g, n, dst, opts)
 }

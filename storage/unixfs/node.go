@@ -151,7 +151,7 @@ func ReadDir(ctx context.Context, g Getter, dir *Node) ([]DirLink, error) {
 			}
 			out = append(out, DirLink{Name: l.Name, Cid: l.Hash, Tsize: l.Tsize})
 		}
-	} else if err := readShard(ctx, g, dir, 0, &out); err != nil {
+	} else if err := readShard(ctx, g, dir, nil, make(map[string]bool), &out); err != nil {
 		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -167,22 +167,54 @@ func ReadDir(ctx context.Context, g Getter, dir *Node) ([]DirLink, error) {
 // levels for the narrowest fanout (8).
 const maxShardDepth = 64 / 3
 
-func readShard(ctx context.Context, g Getter, shard *Node, depth int, out *[]DirLink) error {
-	if depth > maxShardDepth {
+func readShard(ctx context.Context, g Getter, shard *Node, path []int, visited map[string]bool, out *[]DirLink) error {
+	if len(path) > maxShardDepth {
 		return fmt.Errorf("%w: HAMT %s deeper than %d", ErrNotUnixFS, shard.Cid, maxShardDepth)
 	}
+	// A real HAMT never holds one shard twice (its names are unique, so its
+	// subtrees differ); a forged one that does would list the same entries
+	// over and over, a few blocks standing for billions of names.
+	if visited[shard.Cid.KeyString()] {
+		return fmt.Errorf("%w: HAMT shard %s appears twice", ErrNotUnixFS, shard.Cid)
+	}
+	visited[shard.Cid.KeyString()] = true
 	padLen, err := shardPadLen(shard.data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", shard.Cid, err)
 	}
+	width := bits.TrailingZeros64(shard.data.Fanout)
+	bitfield := shard.data.Data
+	if len(bitfield) > int(shard.data.Fanout/8) {
+		return fmt.Errorf("%w: HAMT %s bitfield of %d bytes", ErrNotUnixFS, shard.Cid, len(bitfield))
+	}
+	set := 0
+	for _, b := range bitfield {
+		set += bits.OnesCount8(b)
+	}
+	if set != len(shard.pb.Links) {
+		return fmt.Errorf("%w: HAMT %s has %d links for %d set bits", ErrNotUnixFS, shard.Cid, len(shard.pb.Links), set)
+	}
+	last := -1
 	for _, l := range shard.pb.Links {
-		if _, err := shardSlot(l.Name, padLen, shard.data.Fanout); err != nil {
+		slot, err := shardSlot(l.Name, padLen, shard.data.Fanout)
+		if err != nil {
 			return fmt.Errorf("%s: %w", shard.Cid, err)
 		}
+		byteIdx := len(bitfield) - 1 - slot/8
+		if slot <= last || byteIdx < 0 || bitfield[byteIdx]&(1<<(slot%8)) == 0 {
+			return fmt.Errorf("%w: HAMT %s slot %d out of order or not in its bitfield", ErrNotUnixFS, shard.Cid, slot)
+		}
+		last = slot
+		here := append(path[:len(path):len(path)], slot)
 		if len(l.Name) > padLen {
 			name := l.Name[padLen:]
 			if err := checkEntryName(name); err != nil {
 				return fmt.Errorf("directory %s: %w", shard.Cid, err)
+			}
+			for depth, want := range here {
+				if idx, err := hamtIndex(name, depth, width); err != nil || idx != want {
+					return fmt.Errorf("%w: HAMT %s holds %q in a slot its hash does not lead to", ErrNotUnixFS, shard.Cid, name)
+				}
 			}
 			*out = append(*out, DirLink{Name: name, Cid: l.Hash, Tsize: l.Tsize})
 			continue
@@ -191,7 +223,7 @@ func readShard(ctx context.Context, g Getter, shard *Node, depth int, out *[]Dir
 		if err != nil {
 			return err
 		}
-		if err := readShard(ctx, g, child, depth+1, out); err != nil {
+		if err := readShard(ctx, g, child, here, visited, out); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ipfs/go-cid"
+
 	"auditnet/storage/dagpb"
 )
 
@@ -268,5 +270,116 @@ func TestAddPathRefusesSymlinksUnlessAsked(t *testing.T) {
 	n, err := Resolve(context.Background(), sink, root.Cid, "link")
 	if err != nil || n.Kind != KindSymlink || n.Target != "a" {
 		t.Fatalf("stored symlink: %+v, %v", n, err)
+	}
+}
+
+// storeRawNode stores a hand-built dag-pb node.
+func storeRawNode(t *testing.T, sink *memSink, n dagpb.Node) cid.Cid {
+	t.Helper()
+	block := n.Marshal()
+	c := dagpbCid(block)
+	if err := sink.Put(c, block); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestHostileHAMTs: forged shards that repeat a shard or put names where
+// their hash does not lead are refused, instead of listing a few blocks as
+// billions of entries.
+func TestHostileHAMTs(t *testing.T) {
+	ctx := context.Background()
+	sink := &memSink{}
+	im, _ := NewImporter(Params{}, sink, nil)
+	leaf, _ := im.File(ctx, bytes.NewReader([]byte("x")))
+	shardData := func(bitfield []byte) []byte {
+		d := Data{Type: TypeHAMTShard, Data: bitfield, HashType: HashMurmur3, HasHashType: true, Fanout: 256, HasFanout: true}
+		return d.Marshal()
+	}
+	// A real child shard: the entries that hash to slot 0x00 at depth 0,
+	// placed at their depth-1 slots.
+	var names []string
+	for i := 0; len(names) < 2; i++ {
+		name := fmt.Sprintf("n%d", i)
+		if idx, _ := hamtIndex(name, 0, 8); idx == 0 {
+			names = append(names, name)
+		}
+	}
+	i0, _ := hamtIndex(names[0], 1, 8)
+	i1, _ := hamtIndex(names[1], 1, 8)
+	if i0 > i1 {
+		names[0], names[1], i0, i1 = names[1], names[0], i1, i0
+	}
+	bf := make([]byte, 32)
+	bf[31-i0/8] |= 1 << (i0 % 8)
+	bf[31-i1/8] |= 1 << (i1 % 8)
+	for len(bf) > 0 && bf[0] == 0 {
+		bf = bf[1:]
+	}
+	child := storeRawNode(t, sink, dagpb.Node{Links: []dagpb.Link{
+		dagpb.NewLink(leaf.Cid, fmt.Sprintf("%02X%s", i0, names[0]), 1),
+		dagpb.NewLink(leaf.Cid, fmt.Sprintf("%02X%s", i1, names[1]), 1),
+	}, Data: shardData(bf)})
+
+	good := storeRawNode(t, sink, dagpb.Node{Links: []dagpb.Link{dagpb.NewLink(child, "00", 100)}, Data: shardData([]byte{1})})
+	// The same child shard under slots 0x00 and 0x01.
+	twice := storeRawNode(t, sink, dagpb.Node{Links: []dagpb.Link{
+		dagpb.NewLink(child, "00", 100), dagpb.NewLink(child, "01", 100),
+	}, Data: shardData([]byte{3})})
+	// The child under a slot its names do not hash to.
+	misplaced := storeRawNode(t, sink, dagpb.Node{Links: []dagpb.Link{dagpb.NewLink(child, "05", 100)}, Data: shardData([]byte{1 << 5})})
+	// A link whose slot is not in the bitfield.
+	offBitfield := storeRawNode(t, sink, dagpb.Node{Links: []dagpb.Link{dagpb.NewLink(child, "00", 100)}, Data: shardData([]byte{2})})
+
+	n, err := Load(ctx, sink, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := ReadDir(ctx, sink, n); err != nil || len(entries) != 2 {
+		t.Fatalf("well-formed shard: %v, %v", entries, err)
+	}
+	for name, c := range map[string]cid.Cid{"shard twice": twice, "misplaced": misplaced, "off bitfield": offBitfield} {
+		n, err := Load(ctx, sink, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadDir(ctx, sink, n); !errors.Is(err, ErrNotUnixFS) {
+			t.Errorf("%s: ReadDir gave %v, want a refusal", name, err)
+		}
+	}
+}
+
+// TestExtractRefusesADirectoryBomb: a few directories that each name the
+// next one many times unfold into a huge tree; Extract measures first and
+// writes nothing.
+func TestExtractRefusesADirectoryBomb(t *testing.T) {
+	ctx := context.Background()
+	sink := &memSink{}
+	im, _ := NewImporter(Params{}, sink, nil)
+	e, _ := im.File(ctx, bytes.NewReader([]byte("x")))
+	for range 4 {
+		var entries []DirEntry
+		for i := range 30 {
+			entries = append(entries, DirEntry{Name: fmt.Sprint(i), Entry: e})
+		}
+		var err error
+		if e, err = im.Directory(entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := Load(ctx, sink, e.Cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	err = Extract(ctx, sink, n, out, ExtractOptions{MaxEntries: 10_000})
+	if !errors.Is(err, ErrTooBig) {
+		t.Fatalf("extract of 30^4 entries with a 10,000 limit: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatal("a refused extract wrote something")
+	}
+	if err := Extract(ctx, sink, n, out, ExtractOptions{MaxEntries: 10_000, MaxBytes: 100}); !errors.Is(err, ErrTooBig) {
+		t.Fatalf("byte limit: %v", err)
 	}
 }
