@@ -231,6 +231,14 @@ func (r *Repo) Ls(ctx context.Context, ref Ref) ([]LsEntry, error) {
 	}
 	out := make([]LsEntry, 0, len(links))
 	for _, l := range links {
+		if l.Cid.Type() == cid.Raw { // a raw block is a file: no need to read it
+			size, err := r.Store.Size(ctx, l.Cid)
+			if err != nil {
+				return nil, fmt.Errorf("%s/%s: %w", ref, l.Name, err)
+			}
+			out = append(out, LsEntry{Name: l.Name, Cid: l.Cid, Kind: unixfs.KindFile, Size: uint64(size)})
+			continue
+		}
 		child, err := unixfs.Load(ctx, r.Store, l.Cid)
 		if err != nil {
 			return nil, err

@@ -268,7 +268,7 @@ func lockRepo(dir string, shared bool) (*os.File, error) {
 		holder := ""
 		if b, rerr := os.ReadFile(name); rerr == nil {
 			if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil {
-				holder = fmt.Sprintf(" (pid %d)", pid)
+				holder = fmt.Sprintf(" (last writer: pid %d)", pid)
 			}
 		}
 		f.Close()

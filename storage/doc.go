@@ -30,10 +30,17 @@
 // # Pins, leases and GC
 //
 // Pins are recursive. GC marks what the pins reach, deletes the rest in
-// small batches, then rewrites pack files that are more than 1/32 dead so
-// disk space comes back; readers and writers carry on throughout. An add in
-// flight holds a Lease on every block it writes or relies on, so GC never
-// deletes a block an unfinished add needs.
+// small batches, then, in packs more than 1/32 dead, punches holes over the
+// dead records (fallocate), as WiscKey's value-log GC does: nothing is
+// copied and no free space is needed. Where the file system cannot punch
+// holes, the pack's live records are rewritten into another pack instead.
+// Readers and writers carry on throughout. An add in flight holds a Lease
+// on every block it writes or relies on, so GC never deletes a block an
+// unfinished add needs.
+//
+// An index write that fails stops the store's writes until it is reopened
+// (ErrFailed): its outcome is unknown, and goleveldb forgets a failed
+// fsync.
 //
 // Subpackages: dagpb (the dag-pb codec), unixfs (import and export of files
 // and directories with kubo's CIDs), car (CAR v1 archives).

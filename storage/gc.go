@@ -10,7 +10,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
 // GCStats reports what a collection did.
@@ -148,7 +147,7 @@ func (s *Store) sweep(ctx context.Context, live map[string]struct{}, st *GCStats
 		}
 		// Not synced: a lost deletion only leaves garbage behind, and any
 		// later synced write makes it durable anyway.
-		if err := s.db.Write(b, nil); err != nil {
+		if err := s.writeIndex(b, false); err != nil {
 			return fmt.Errorf("gc: delete blocks: %w", err)
 		}
 		st.BlocksRemoved += n
@@ -177,7 +176,7 @@ func (s *Store) sweep(ctx context.Context, live map[string]struct{}, st *GCStats
 	// do: goleveldb skips it.)
 	b := new(leveldb.Batch)
 	b.Put([]byte(keyLastGC), binary.AppendVarint(nil, time.Now().UnixNano()))
-	if err := s.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := s.writeIndex(b, true); err != nil {
 		return fmt.Errorf("gc: sync deletions: %w", err)
 	}
 	return nil
@@ -368,7 +367,7 @@ func (s *Store) rewritePack(ctx context.Context, p *pack, live []packEntry, st *
 		b.Put(packKey(q.id), binary.AppendUvarint(nil, uint64(q.end)))
 	}
 	b.Delete(packKey(p.id))
-	err = s.db.Write(b, &opt.WriteOptions{Sync: true})
+	err = s.writeIndex(b, true)
 	t.mu.Unlock()
 	if err != nil {
 		w.indexWriteFailed()

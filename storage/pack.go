@@ -184,12 +184,14 @@ func (ps *packSet) snapshot() map[uint32]int64 {
 	return out
 }
 
-// claim marks an idle pack busy for compaction; false if a writer holds it.
+// claim marks an idle pack busy for compaction; nil if a writer holds it,
+// or if it is broken: a broken pack may be named by an index batch whose
+// outcome is unknown, so its bytes stay as they are until a reopen.
 func (ps *packSet) claim(id uint32) *pack {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	p := ps.packs[id]
-	if p == nil || p.busy || p.retired {
+	if p == nil || p.busy || p.retired || p.broken {
 		return nil
 	}
 	p.busy = true

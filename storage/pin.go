@@ -9,7 +9,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"auditnet/storage/dagpb"
@@ -116,7 +115,7 @@ func (s *Store) Pin(ctx context.Context, roots ...cid.Cid) error {
 	for _, root := range roots {
 		b.Put(pinKey(root), encodePin(pinRecord{}))
 	}
-	if err := s.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := s.writeIndex(b, true); err != nil {
 		return fmt.Errorf("write pins: %w", err)
 	}
 	return nil
@@ -159,7 +158,9 @@ func (s *Store) Unpin(ctx context.Context, root cid.Cid) error {
 	if !ok {
 		return fmt.Errorf("unpin %s: %w", root, ErrNotPinned)
 	}
-	if err := s.db.Delete(pinKey(root), &opt.WriteOptions{Sync: true}); err != nil {
+	b := new(leveldb.Batch)
+	b.Delete(pinKey(root))
+	if err := s.writeIndex(b, true); err != nil {
 		return fmt.Errorf("unpin %s: %w", root, err)
 	}
 	return nil

@@ -46,6 +46,11 @@ var (
 	ErrInUse    = errors.New("storage: block in use by an operation in progress")
 	ErrTooLarge = errors.New("storage: block too large")
 	ErrReadOnly = errors.New("storage: store opened read-only")
+	// ErrFailed: an index write failed, so its outcome is unknown (goleveldb
+	// may have journaled it, and it forgets a failed fsync: a later sync
+	// could make it durable behind our back). The store refuses writes
+	// until it is reopened, which settles what the index holds.
+	ErrFailed = errors.New("storage: store stopped after a failed index write; reopen it")
 )
 
 // CorruptError reports a block whose stored bytes do not hash to its CID.
@@ -109,6 +114,9 @@ type Store struct {
 
 	closeMu sync.RWMutex // held for reading by every operation, for writing by Close
 	closed  bool
+
+	failMu sync.Mutex
+	failed error // the first failed index write, if any
 
 	// testHookAfterLookup, if set, runs between a read's index lookup and
 	// its pack read, so tests can make GC act in that window.
@@ -221,7 +229,11 @@ func (s *Store) recoverPacks() error {
 				s.packs.nextID = id + 1
 			}
 		}
-		if _, known := committed[id]; ok && known || s.opts.ReadOnly {
+		if !ok {
+			s.log.Warn("ignoring a file that is not a pack", "file", name)
+			continue
+		}
+		if _, known := committed[id]; known || s.opts.ReadOnly {
 			continue
 		}
 		// An unknown pack never had a block acknowledged (a crash before its
@@ -313,7 +325,35 @@ func (s *Store) enterWrite() error {
 	if s.opts.ReadOnly {
 		return ErrReadOnly
 	}
+	if err := s.failure(); err != nil {
+		return err
+	}
 	return s.enter()
+}
+
+func (s *Store) failure() error {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	if s.failed != nil {
+		return fmt.Errorf("%w: %w", ErrFailed, s.failed)
+	}
+	return nil
+}
+
+// writeIndex writes a batch to the index. A failure stops the store (see
+// ErrFailed); the error wraps the cause, so a full disk is still
+// errors.Is(err, syscall.ENOSPC).
+func (s *Store) writeIndex(b *leveldb.Batch, sync bool) error {
+	if err := s.db.Write(b, &opt.WriteOptions{Sync: sync}); err != nil {
+		s.failMu.Lock()
+		if s.failed == nil {
+			s.failed = err
+			s.log.Error("index write failed: the store takes no more writes until reopened", "err", err)
+		}
+		s.failMu.Unlock()
+		return fmt.Errorf("write index: %w", err)
+	}
+	return nil
 }
 
 // enter guards an operation against a concurrent Close.
@@ -454,23 +494,35 @@ func (s *Store) readInto(hash []byte, buf []byte) (location, []byte, error) {
 		if s.testHookAfterLookup != nil {
 			s.testHookAfterLookup()
 		}
-		p := s.packs.acquire(loc.pack)
-		if p == nil {
+		data, err := s.readLocation(loc, buf)
+		if errors.Is(err, errPackGone) {
 			continue
 		}
-		if int64(cap(buf)) >= loc.length {
-			buf = buf[:loc.length]
-		} else {
-			buf = make([]byte, loc.length)
-		}
-		err = readAt(p.f, buf, loc.offset)
-		s.packs.release(p)
-		if err != nil {
-			return location{}, nil, fmt.Errorf("read pack %d at %d: %w", loc.pack, loc.offset, err)
-		}
-		return loc, buf, nil
+		return loc, data, err
 	}
 	return location{}, nil, fmt.Errorf("%w: pack missing", ErrNotFound)
+}
+
+// errPackGone: the pack a location names is no longer open (compaction
+// retired it, or it was missing at open).
+var errPackGone = errors.New("storage: pack gone")
+
+// readLocation reads the bytes at loc, into buf if it is big enough.
+func (s *Store) readLocation(loc location, buf []byte) ([]byte, error) {
+	p := s.packs.acquire(loc.pack)
+	if p == nil {
+		return nil, fmt.Errorf("pack %d: %w", loc.pack, errPackGone)
+	}
+	defer s.packs.release(p)
+	if int64(cap(buf)) >= loc.length {
+		buf = buf[:loc.length]
+	} else {
+		buf = make([]byte, loc.length)
+	}
+	if err := readAt(p.f, buf, loc.offset); err != nil {
+		return nil, fmt.Errorf("read pack %d at %d: %w", loc.pack, loc.offset, err)
+	}
+	return buf, nil
 }
 
 // verifyBlock checks that data hashes to c.
@@ -536,7 +588,9 @@ func (s *Store) Delete(ctx context.Context, c cid.Cid) error {
 	if t.heldLocked(string(c.Hash())) {
 		return fmt.Errorf("delete %s: %w", c, ErrInUse)
 	}
-	if err := s.db.Delete(blockKey(c.Hash()), &opt.WriteOptions{Sync: true}); err != nil {
+	b := new(leveldb.Batch)
+	b.Delete(blockKey(c.Hash()))
+	if err := s.writeIndex(b, true); err != nil {
 		return fmt.Errorf("delete %s: %w", c, err)
 	}
 	return nil

@@ -406,8 +406,33 @@ func TestGCKeepsBlocksOfALeaseReleasedDuringGC(t *testing.T) {
 	}
 }
 
+// keptFiles is a concurrent list of files that stay pinned.
+type keptFiles struct {
+	mu    sync.Mutex
+	roots []cid.Cid
+	datas [][]byte
+}
+
+func (k *keptFiles) add(c cid.Cid, data []byte) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.roots = append(k.roots, c)
+	k.datas = append(k.datas, data)
+}
+
+func (k *keptFiles) pick(i int) (cid.Cid, []byte, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.roots) == 0 {
+		return cid.Undef, nil, false
+	}
+	i %= len(k.roots)
+	return k.roots[i], k.datas[i], true
+}
+
 func TestConcurrentWritersReadersAndGC(t *testing.T) {
 	ctx := context.Background()
+	var kept keptFiles
 	s := openTestStore(t, t.TempDir(), Options{PackSize: 1 << 20})
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -443,6 +468,9 @@ func TestConcurrentWritersReadersAndGC(t *testing.T) {
 				}
 				roots[g] = append(roots[g], e.Cid)
 				datas[g] = append(datas[g], data)
+				if i%2 == 0 {
+					kept.add(e.Cid, data)
+				}
 				if i%2 == 1 { // unpin some, for GC to collect
 					if err := s.Unpin(ctx, e.Cid); err != nil && !errors.Is(err, ErrNotPinned) {
 						errs <- err
@@ -461,8 +489,41 @@ func TestConcurrentWritersReadersAndGC(t *testing.T) {
 			}
 		}
 	}()
+	// Readers read files that stay pinned while the writers and GC run.
+	var readers sync.WaitGroup
+	for r := range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-gcDone:
+					return
+				default:
+				}
+				root, data, ok := kept.pick(i + r)
+				if !ok {
+					continue
+				}
+				n, err := unixfs.Load(ctx, s, root)
+				if err != nil {
+					errs <- fmt.Errorf("read %s during gc: %w", root, err)
+					return
+				}
+				fr, _ := unixfs.NewFileReader(ctx, s, n, 2)
+				var buf bytes.Buffer
+				_, err = fr.WriteTo(&buf)
+				fr.Close()
+				if err != nil || !bytes.Equal(buf.Bytes(), data) {
+					errs <- fmt.Errorf("read %s during gc: %v", root, err)
+					return
+				}
+			}
+		}()
+	}
 	wg.Wait()
 	<-gcDone
+	readers.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/ipfs/go-cid"
+	"github.com/syndtr/goleveldb/leveldb"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -65,6 +66,51 @@ func (s *Store) Verify(ctx context.Context, report func(Problem)) (VerifyStats, 
 		return VerifyStats{}, err
 	}
 	defer s.exit()
+	return s.verify(ctx, report)
+}
+
+// Repair runs Verify and then drops the index entries of the corrupt and
+// unreadable blocks it found, so that adding or fetching their data again
+// stores them afresh (a Writer skips blocks the index already has). The
+// bad bytes stay in their pack until GC frees them. It returns how many
+// entries it dropped; the DAGs those blocks belonged to are incomplete
+// until the data comes back, and a later Verify lists them as missing.
+func (s *Store) Repair(ctx context.Context, report func(Problem)) (VerifyStats, int, error) {
+	if err := s.enterWrite(); err != nil {
+		return VerifyStats{}, 0, err
+	}
+	defer s.exit()
+	var bad []cid.Cid
+	st, err := s.verify(ctx, func(p Problem) {
+		if p.Kind == ProblemCorrupt || p.Kind == ProblemUnreadable {
+			bad = append(bad, p.Cid)
+		}
+		if report != nil {
+			report(p)
+		}
+	})
+	if err != nil || len(bad) == 0 {
+		return st, 0, err
+	}
+	t := s.leases
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := new(leveldb.Batch)
+	dropped := 0
+	for _, c := range bad {
+		if t.heldLocked(string(c.Hash())) {
+			continue // an add in flight relies on it; the next repair gets it
+		}
+		b.Delete(blockKey(c.Hash()))
+		dropped++
+	}
+	if err := s.writeIndex(b, true); err != nil {
+		return st, 0, fmt.Errorf("repair: %w", err)
+	}
+	return st, dropped, nil
+}
+
+func (s *Store) verify(ctx context.Context, report func(Problem)) (VerifyStats, error) {
 	var st VerifyStats
 	var mu sync.Mutex
 	add := func(p Problem) {
@@ -86,7 +132,7 @@ func (s *Store) Verify(ctx context.Context, report func(Problem)) (VerifyStats, 
 		g.Go(func() error {
 			for j := range jobs {
 				c := HashCid(j.hash)
-				data, err := s.readAt(j.loc)
+				data, err := s.readLocation(j.loc, nil)
 				if err != nil {
 					if now, lerr := s.lookup(j.hash); lerr != nil || now != j.loc {
 						continue // deleted or moved since the snapshot
@@ -170,20 +216,6 @@ func (s *Store) verifyDAG(ctx context.Context, root cid.Cid, add func(Problem)) 
 		}
 		return links, nil
 	})
-}
-
-// readAt reads a block at a known location.
-func (s *Store) readAt(loc location) ([]byte, error) {
-	p := s.packs.acquire(loc.pack)
-	if p == nil {
-		return nil, fmt.Errorf("pack %d is missing", loc.pack)
-	}
-	defer s.packs.release(p)
-	buf := make([]byte, loc.length)
-	if err := readAt(p.f, buf, loc.offset); err != nil {
-		return nil, fmt.Errorf("read pack %d at %d: %w", loc.pack, loc.offset, err)
-	}
-	return buf, nil
 }
 
 // Stat summarises the store.

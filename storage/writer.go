@@ -9,7 +9,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
 // Writer adds blocks and pins as one durable unit. Blocks are appended to
@@ -244,8 +243,8 @@ func (w *Writer) Flush() error {
 	if w.closed {
 		return errors.New("storage: flush on a closed writer")
 	}
-	if err := w.s.enter(); err != nil {
-		return err
+	if err := w.s.enterWrite(); err != nil {
+		return w.fail(err)
 	}
 	defer w.s.exit()
 	if len(w.pending) == 0 && len(w.pins) == 0 {
@@ -264,9 +263,9 @@ func (w *Writer) Flush() error {
 	for _, root := range w.pins {
 		batch.Put(pinKey(root), encodePin(pinRecord{}))
 	}
-	if err := w.s.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := w.s.writeIndex(batch, true); err != nil {
 		w.indexWriteFailed()
-		return w.fail(fmt.Errorf("write index: %w", err))
+		return w.fail(err)
 	}
 	w.markCommitted()
 	return nil

@@ -38,7 +38,7 @@ once the data, its index and its pin are on disk.`,
 				Recursive: recursive, StoreSymlinks: storeSymlinks, SkipSpecial: skipSpecial, NoPin: !pin,
 				Skipped: func(path string) { fmt.Fprintf(a.stderr, "skipped special file %s\n", path) },
 			}
-			bar := newProgress(a.stderr, totalSize(paths), "adding")
+			bar := newProgress(a.stderr, func() int64 { return totalSize(paths) }, "adding")
 			if bar != nil {
 				opts.Progress = bar.add
 				defer bar.finish()

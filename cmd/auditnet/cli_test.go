@@ -243,6 +243,23 @@ func TestVerifyReportsCorruptionAndCatRefusesIt(t *testing.T) {
 	if len(out) >= len(content) {
 		t.Fatal("cat passed the whole corrupt file on")
 	}
+	// Re-adding the file does not help while the index names the bad copy;
+	// --repair drops it, and then the add stores it again.
+	out, _, code = cli(t, nil, r, "repo", "verify", "--repair")
+	if code == 0 || !strings.Contains(out, "dropped 1 bad blocks") {
+		t.Fatalf("verify --repair: exit %d\n%s", code, out)
+	}
+	out, _, code = cli(t, nil, r, "repo", "verify")
+	if code == 0 || !strings.HasPrefix(out, "missing bafkrei") {
+		t.Fatalf("verify after repair: exit %d\n%s", code, out)
+	}
+	mustCLI(t, r, "add", "-Q", src)
+	if got := mustCLI(t, r, "repo", "verify"); !strings.Contains(got, "no problems") {
+		t.Fatalf("verify after re-adding: %s", got)
+	}
+	if got := mustCLI(t, r, "cat", root); got != content {
+		t.Fatal("cat after repair and re-add differs")
+	}
 }
 
 func TestSpecialFilesRefusedUnlessSkipped(t *testing.T) {

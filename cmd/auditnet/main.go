@@ -121,7 +121,7 @@ func explain(err error) string {
 	case errors.Is(err, syscall.ENOSPC):
 		return err.Error() + " (the disk is full; nothing already stored was lost)"
 	case errors.Is(err, context.Canceled):
-		return "interrupted; nothing from this command was stored"
+		return "interrupted (what this command had not yet acknowledged was not stored)"
 	}
 	return err.Error()
 }

@@ -14,9 +14,18 @@ type progress struct {
 	bar *progressbar.ProgressBar
 }
 
-func newProgress(w io.Writer, total int64, what string) *progress {
+// newProgress returns a bar, or nil when w is not a terminal; total is
+// only computed when a bar will be shown.
+func newProgress(w io.Writer, total func() int64, what string) *progress {
 	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) || total < 1<<20 {
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return newBar(w, total(), what)
+}
+
+func newBar(w io.Writer, total int64, what string) *progress {
+	if total < 1<<20 {
 		return nil
 	}
 	return &progress{bar: progressbar.NewOptions64(total,

@@ -69,29 +69,52 @@ func (a *app) repoCommand() *cobra.Command {
 				return nil
 			},
 		},
-		&cobra.Command{
-			Use:   "verify",
-			Short: "Re-hash every block and walk every pinned DAG; list what is corrupt or missing",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				repo, err := a.openRepoReadOnly()
-				if err != nil {
-					return err
-				}
-				defer repo.Close()
-				st, err := repo.Store.Verify(cmd.Context(), func(p storage.Problem) {
-					fmt.Fprintln(a.stdout, p)
-				})
-				if err != nil {
-					return err
-				}
-				if st.Problems > 0 {
-					return fmt.Errorf("repo verify: %d problems in %d blocks (%d bytes) and %d pinned DAGs", st.Problems, st.Blocks, st.Bytes, st.Pins)
-				}
-				fmt.Fprintf(a.stdout, "verified %d blocks (%d bytes) and %d pinned DAGs: no problems\n", st.Blocks, st.Bytes, st.Pins)
-				return nil
-			},
-		},
+		a.verifyCommand(),
 	)
+	return cmd
+}
+
+func (a *app) verifyCommand() *cobra.Command {
+	var repair bool
+	cmd := &cobra.Command{
+		Use:   "verify [--repair]",
+		Short: "Re-hash every block and walk every pinned DAG; list what is corrupt or missing",
+		Long: `Re-hash every stored block and walk every pinned DAG, listing corrupt,
+unreadable, missing and malformed blocks; exit 1 if there are any. With
+--repair, also drop the index entries of corrupt and unreadable blocks, so
+that adding (or fetching) their data again stores them afresh.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			open := a.openRepoReadOnly
+			if repair {
+				open = a.openRepo
+			}
+			repo, err := open()
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			report := func(p storage.Problem) { fmt.Fprintln(a.stdout, p) }
+			var st storage.VerifyStats
+			dropped := 0
+			if repair {
+				st, dropped, err = repo.Store.Repair(cmd.Context(), report)
+			} else {
+				st, err = repo.Store.Verify(cmd.Context(), report)
+			}
+			if err != nil {
+				return err
+			}
+			if dropped > 0 {
+				fmt.Fprintf(a.stdout, "dropped %d bad blocks from the index: add or fetch their data again to restore them\n", dropped)
+			}
+			if st.Problems > 0 {
+				return fmt.Errorf("repo verify: %d problems in %d blocks (%d bytes) and %d pinned DAGs", st.Problems, st.Blocks, st.Bytes, st.Pins)
+			}
+			fmt.Fprintf(a.stdout, "verified %d blocks (%d bytes) and %d pinned DAGs: no problems\n", st.Blocks, st.Bytes, st.Pins)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&repair, "repair", false, "drop corrupt and unreadable blocks from the index so that they can be stored again")
 	return cmd
 }
