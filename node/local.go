@@ -174,6 +174,16 @@ func (r *Repo) Stat(ctx context.Context, ref Ref) (*unixfs.Node, error) {
 	return r.resolve(ctx, ref)
 }
 
+// Size returns the file bytes a get of the node would write (for a
+// directory, the sum over every file below it), bounded like Get.
+func (r *Repo) Size(ctx context.Context, n *unixfs.Node) (uint64, error) {
+	if n.Kind != unixfs.KindDirectory {
+		return n.Size, nil
+	}
+	_, size, err := unixfs.Measure(ctx, r.Store, n, DefaultMaxEntries, 0)
+	return size, err
+}
+
 // DefaultMaxEntries bounds how many files and directories a get writes
 // unless told otherwise.
 const DefaultMaxEntries = 1 << 24

@@ -57,7 +57,10 @@ func (a *app) getCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			bar := newProgress(a.stderr, func() int64 { return int64(n.Size) }, "getting")
+			bar := newProgress(a.stderr, func() int64 {
+				size, _ := repo.Size(cmd.Context(), n)
+				return int64(size)
+			}, "getting")
 			var progress func(int)
 			if bar != nil {
 				progress = bar.add
