@@ -223,7 +223,8 @@ func readAt(f File, buf []byte, off int64) error {
 	return err
 }
 
-// appendRecord encodes a record header for key and n data bytes into hdr.
+// appendRecordHeader appends the header of a record of n data bytes under
+// key to hdr.
 func appendRecordHeader(hdr []byte, key string, n int) []byte {
 	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(n))
 	hdr = append(hdr, byte(len(key)))
