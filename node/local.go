@@ -169,27 +169,15 @@ func (r *Repo) Cat(ctx context.Context, ref Ref, w io.Writer) error {
 	return nil
 }
 
-// Stat returns the node ref names (its kind and size).
-func (r *Repo) Stat(ctx context.Context, ref Ref) (*unixfs.Node, error) {
-	return r.resolve(ctx, ref)
-}
-
-// Size returns the file bytes a get of the node would write (for a
-// directory, the sum over every file below it), bounded like Get.
-func (r *Repo) Size(ctx context.Context, n *unixfs.Node) (uint64, error) {
-	if n.Kind != unixfs.KindDirectory {
-		return n.Size, nil
-	}
-	_, size, err := unixfs.Measure(ctx, r.Store, n, DefaultMaxEntries, 0)
-	return size, err
-}
-
 // DefaultMaxEntries bounds how many files and directories a get writes
 // unless told otherwise.
 const DefaultMaxEntries = 1 << 24
 
 // GetOptions control Get.
 type GetOptions struct {
+	// Measured is told how many file bytes the get will write, before it
+	// writes any; Progress, how many it wrote since the last call.
+	Measured func(size uint64)
 	Progress func(int)
 	// MaxEntries bounds the files and directories written (0: the
 	// default; negative: no bound).
@@ -205,6 +193,9 @@ func (r *Repo) Get(ctx context.Context, ref Ref, dst string, opts GetOptions) er
 		return err
 	}
 	eopts := unixfs.ExtractOptions{Progress: opts.Progress, MaxEntries: opts.MaxEntries}
+	if opts.Measured != nil {
+		eopts.Measured = func(_ int, size uint64) { opts.Measured(size) }
+	}
 	switch {
 	case eopts.MaxEntries == 0:
 		eopts.MaxEntries = DefaultMaxEntries

@@ -53,20 +53,17 @@ func (a *app) getCommand() *cobra.Command {
 				return err
 			}
 			defer repo.Close()
-			n, err := repo.Stat(cmd.Context(), ref)
+			// The bar's total is the size Get measures before writing.
+			var bar *progress
+			defer func() { bar.finish() }()
+			err = repo.Get(cmd.Context(), ref, output, node.GetOptions{
+				MaxEntries: maxEntries,
+				Measured: func(size uint64) {
+					bar = newProgress(a.stderr, func() int64 { return int64(size) }, "getting")
+				},
+				Progress: func(n int) { bar.add(n) },
+			})
 			if err != nil {
-				return err
-			}
-			bar := newProgress(a.stderr, func() int64 {
-				size, _ := repo.Size(cmd.Context(), n)
-				return int64(size)
-			}, "getting")
-			var progress func(int)
-			if bar != nil {
-				progress = bar.add
-				defer bar.finish()
-			}
-			if err := repo.Get(cmd.Context(), ref, output, node.GetOptions{Progress: progress, MaxEntries: maxEntries}); err != nil {
 				return err
 			}
 			bar.finish()

@@ -23,6 +23,9 @@ type ExtractOptions struct {
 	// small DAG can unfold into an enormous tree.
 	MaxEntries int
 	MaxBytes   uint64
+	// Measured, if not nil, is told what the DAG will write (entries and
+	// file bytes) once it has been measured, before anything is written.
+	Measured func(entries int, size uint64)
 }
 
 // ErrTooBig is returned when a DAG would unfold into more than allowed.
@@ -77,9 +80,13 @@ func Extract(ctx context.Context, g Getter, n *Node, dst string, opts ExtractOpt
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if opts.MaxEntries > 0 || opts.MaxBytes > 0 {
-		if _, _, err := Measure(ctx, g, n, opts.MaxEntries, opts.MaxBytes); err != nil {
+	if opts.MaxEntries > 0 || opts.MaxBytes > 0 || opts.Measured != nil {
+		entries, size, err := Measure(ctx, g, n, opts.MaxEntries, opts.MaxBytes)
+		if err != nil {
 			return fmt.Errorf("extract %s: %w", n.Cid, err)
+		}
+		if opts.Measured != nil {
+			opts.Measured(entries, size)
 		}
 	}
 	return extract(ctx, g, n, dst, opts)
