@@ -317,3 +317,22 @@ added bafybeieavrfpjhybnjmdquowd2upa3ngfry2pgpnkzaun2vz3iqyio2dxy t
 		t.Fatalf("ls:\n%q\nwant\n%q", got, wantLs)
 	}
 }
+
+// TestOnlyHashWritesNothing: `add --only-hash` prints the CID and leaves
+// the repo as it was.
+func TestOnlyHashWritesNothing(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	r := "--repo=" + repo
+	mustCLI(t, r, "init")
+	src := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(src, bytes.Repeat([]byte("only hash "), 100_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := strings.TrimSpace(mustCLI(t, r, "add", "-Q", "--only-hash", src))
+	if st := mustCLI(t, r, "repo", "stat", "--json"); !strings.Contains(st, `"blocks":0`) {
+		t.Fatalf("only-hash stored something: %s", st)
+	}
+	if got := strings.TrimSpace(mustCLI(t, r, "add", "-Q", src)); got != c {
+		t.Fatalf("only-hash CID %s, add CID %s", c, got)
+	}
+}
