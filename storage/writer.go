@@ -66,10 +66,6 @@ func (s *Store) NewWriter() (*Writer, error) {
 	return &Writer{s: s, lease: s.leases.newLease(), pendingKeys: make(map[string]struct{})}, nil
 }
 
-// Lease returns the writer's lease, so a caller can extend it to blocks it
-// relies on but does not write (HoldExisting).
-func (w *Writer) Lease() *Lease { return w.lease }
-
 // Put appends a block. c must be the CID of data (the importer computed
 // it; car import and fetch verify it): Put does not re-hash. A block
 // already stored, or already put by this writer, is not written again.
