@@ -35,8 +35,29 @@ func (e *IncompleteError) Error() string {
 // Unwrap makes errors.Is(err, ErrNotFound) true.
 func (e *IncompleteError) Unwrap() error { return ErrNotFound }
 
+// PinOrigin says where a pinned DAG came from, which decides whether the
+// node may serve and announce it.
+type PinOrigin uint8
+
+// Pin origins.
+const (
+	// PinLocal: added or imported on this node, which is its source.
+	PinLocal PinOrigin = iota
+	// PinFetched: fetched from another node; kept for this node's own use,
+	// never announced or served to others.
+	PinFetched
+)
+
+func (o PinOrigin) String() string {
+	if o == PinFetched {
+		return "fetched"
+	}
+	return "local"
+}
+
 type pinRecord struct {
-	added time.Time
+	added  time.Time
+	origin PinOrigin
 }
 
 func pinKey(root cid.Cid) []byte {
@@ -48,7 +69,29 @@ func encodePin(r pinRecord) []byte {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	return binary.AppendVarint(nil, t.UnixNano())
+	b := binary.AppendVarint(nil, t.UnixNano())
+	if r.origin != PinLocal {
+		b = append(b, byte(r.origin))
+	}
+	return b
+}
+
+// decodePin reads a pin record; records written before origins existed
+// hold only the time and are local.
+func decodePin(b []byte) (pinRecord, error) {
+	t, n := binary.Varint(b)
+	if n <= 0 {
+		return pinRecord{}, errors.New("storage: corrupt pin record")
+	}
+	r := pinRecord{added: time.Unix(0, t)}
+	switch rest := b[n:]; {
+	case len(rest) == 0:
+	case len(rest) == 1 && PinOrigin(rest[0]) == PinFetched:
+		r.origin = PinFetched
+	default:
+		return pinRecord{}, errors.New("storage: corrupt pin record")
+	}
+	return r, nil
 }
 
 // Links returns the CIDs a block links to. Raw and identity blocks have
@@ -93,7 +136,8 @@ func (s *Store) WalkDAG(ctx context.Context, root cid.Cid, fn func(c cid.Cid, da
 }
 
 // Pin pins already stored DAGs after checking that every block of each is
-// there; the pins are written together, or not at all. While it walks, it
+// there; the pins are written together, or not at all. A new pin is
+// local; a root already pinned keeps its origin. While it walks, it
 // holds each block with a lease, so a GC running at the same time cannot
 // take a DAG apart under it.
 func (s *Store) Pin(ctx context.Context, roots ...cid.Cid) error {
@@ -113,7 +157,13 @@ func (s *Store) Pin(ctx context.Context, roots ...cid.Cid) error {
 	defer s.exit()
 	b := new(leveldb.Batch)
 	for _, root := range roots {
-		b.Put(pinKey(root), encodePin(pinRecord{}))
+		ok, err := s.db.Has(pinKey(root), nil)
+		if err != nil {
+			return fmt.Errorf("pin %s: %w", root, err)
+		}
+		if !ok {
+			b.Put(pinKey(root), encodePin(pinRecord{}))
+		}
 	}
 	if err := s.writeIndex(b, true); err != nil {
 		return fmt.Errorf("write pins: %w", err)
@@ -177,6 +227,55 @@ func (s *Store) IsPinned(ctx context.Context, root cid.Cid) (bool, error) {
 		return false, fmt.Errorf("read pin %s: %w", root, err)
 	}
 	return ok, nil
+}
+
+// PinOrigin reports whether root is pinned and where its DAG came from.
+func (s *Store) PinOrigin(ctx context.Context, root cid.Cid) (PinOrigin, bool, error) {
+	if err := s.enter(); err != nil {
+		return 0, false, err
+	}
+	defer s.exit()
+	v, err := s.db.Get(pinKey(root), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read pin %s: %w", root, err)
+	}
+	r, err := decodePin(v)
+	if err != nil {
+		return 0, false, fmt.Errorf("pin %s: %w", root, err)
+	}
+	return r.origin, true, nil
+}
+
+// PinsOf lists the roots pinned with the given origin.
+func (s *Store) PinsOf(ctx context.Context, origin PinOrigin) ([]cid.Cid, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	it := s.db.NewIterator(util.BytesPrefix([]byte(prefixPin)), nil)
+	defer it.Release()
+	var out []cid.Cid
+	for it.Next() {
+		r, err := decodePin(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("pin %x: %w", it.Key(), err)
+		}
+		if r.origin != origin {
+			continue
+		}
+		c, err := cid.Cast(it.Key()[len(prefixPin):])
+		if err != nil {
+			return nil, fmt.Errorf("corrupt pin %x: %w", it.Key(), err)
+		}
+		out = append(out, c)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("list pins: %w", err)
+	}
+	return out, nil
 }
 
 // Pins lists the pinned roots.

@@ -30,7 +30,7 @@ type Writer struct {
 
 	pending     []pendingEntry
 	pendingKeys map[string]struct{}
-	pins        []cid.Cid
+	pins        []pendingPin
 
 	// A background fsync of the current pack runs while the writer goes on
 	// appending, so that the disk (and its cache flush) works while the
@@ -227,7 +227,19 @@ func (w *Writer) markBroken(p *pack) {
 // Commit. The caller guarantees that root's DAG is complete in the store
 // or in this writer.
 func (w *Writer) Pin(root cid.Cid) {
-	w.pins = append(w.pins, root)
+	w.pins = append(w.pins, pendingPin{root, PinLocal})
+}
+
+// PinFetched is Pin for a DAG fetched from another node: the pin keeps it
+// but marks it as not this node's to serve. A root already pinned keeps
+// its origin.
+func (w *Writer) PinFetched(root cid.Cid) {
+	w.pins = append(w.pins, pendingPin{root, PinFetched})
+}
+
+type pendingPin struct {
+	root   cid.Cid
+	origin PinOrigin
 }
 
 // Flush makes everything put so far durable and indexed (an
@@ -256,8 +268,17 @@ func (w *Writer) Flush() error {
 	for _, p := range w.toSync {
 		batch.Put(packKey(p.id), binary.AppendUvarint(nil, uint64(p.end)))
 	}
-	for _, root := range w.pins {
-		batch.Put(pinKey(root), encodePin(pinRecord{}))
+	for _, p := range w.pins {
+		if p.origin != PinLocal {
+			held, err := w.s.db.Has(pinKey(p.root), nil)
+			if err != nil {
+				return w.fail(fmt.Errorf("read pin %s: %w", p.root, err))
+			}
+			if held {
+				continue
+			}
+		}
+		batch.Put(pinKey(p.root), encodePin(pinRecord{origin: p.origin}))
 	}
 	if err := w.s.writeIndex(batch, true); err != nil {
 		w.indexWriteFailed()

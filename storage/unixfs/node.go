@@ -281,51 +281,60 @@ func checkEntryName(name string) error {
 // Lookup finds the entry called name in a directory; ok is false if there
 // is none. For a HAMT it follows the name's hash instead of listing.
 func Lookup(ctx context.Context, g Getter, dir *Node, name string) (DirLink, bool, error) {
+	l, _, ok, err := lookup(ctx, g, dir, name, nil)
+	return l, ok, err
+}
+
+// lookup is Lookup that also appends to indices the position, in each
+// dag-pb node it passes through, of the link it follows (one for a basic
+// directory, one per shard level for a HAMT).
+func lookup(ctx context.Context, g Getter, dir *Node, name string, indices []int) (DirLink, []int, bool, error) {
 	if dir.Kind != KindDirectory {
-		return DirLink{}, false, fmt.Errorf("%w: %s is a %s, not a directory", ErrNotUnixFS, dir.Cid, dir.Kind)
+		return DirLink{}, indices, false, fmt.Errorf("%w: %s is a %s, not a directory", ErrNotUnixFS, dir.Cid, dir.Kind)
 	}
 	if dir.data.Type == TypeDirectory {
-		for _, l := range dir.pb.Links {
+		for i, l := range dir.pb.Links {
 			if l.Name == name {
-				return DirLink{Name: name, Cid: l.Hash, Tsize: l.Tsize}, true, nil
+				return DirLink{Name: name, Cid: l.Hash, Tsize: l.Tsize}, append(indices, i), true, nil
 			}
 		}
-		return DirLink{}, false, nil
+		return DirLink{}, indices, false, nil
 	}
 	shard := dir
 	width := bits.TrailingZeros64(shard.data.Fanout)
 	for depth := 0; ; depth++ {
 		padLen, err := shardPadLen(shard.data)
 		if err != nil {
-			return DirLink{}, false, err
+			return DirLink{}, indices, false, err
 		}
 		idx, err := hamtIndex(name, depth, width)
 		if err != nil {
-			return DirLink{}, false, nil
+			return DirLink{}, indices, false, nil
 		}
-		var next *dagpb.Link
+		next := -1
 		for i := range shard.pb.Links {
-			l := &shard.pb.Links[i]
-			slot, err := shardSlot(l.Name, padLen, shard.data.Fanout)
+			slot, err := shardSlot(shard.pb.Links[i].Name, padLen, shard.data.Fanout)
 			if err != nil {
-				return DirLink{}, false, fmt.Errorf("%s: %w", shard.Cid, err)
+				return DirLink{}, indices, false, fmt.Errorf("%s: %w", shard.Cid, err)
 			}
 			if slot == idx {
-				next = l
+				next = i
 				break
 			}
 		}
-		switch {
-		case next == nil:
-			return DirLink{}, false, nil
-		case len(next.Name) > padLen:
-			if next.Name[padLen:] != name {
-				return DirLink{}, false, nil
-			}
-			return DirLink{Name: name, Cid: next.Hash, Tsize: next.Tsize}, true, nil
+		if next < 0 {
+			return DirLink{}, indices, false, nil
 		}
-		if shard, err = loadShard(ctx, g, next.Hash, shard.data.Fanout); err != nil {
-			return DirLink{}, false, err
+		l := shard.pb.Links[next]
+		indices = append(indices, next)
+		if len(l.Name) > padLen {
+			if l.Name[padLen:] != name {
+				return DirLink{}, indices, false, nil
+			}
+			return DirLink{Name: name, Cid: l.Hash, Tsize: l.Tsize}, indices, true, nil
+		}
+		if shard, err = loadShard(ctx, g, l.Hash, shard.data.Fanout); err != nil {
+			return DirLink{}, indices, false, err
 		}
 	}
 }
@@ -336,26 +345,52 @@ var ErrNoSuchEntry = errors.New("unixfs: no such entry")
 // Resolve follows a slash-separated path of entry names from root and
 // returns the node it names. An empty path names root itself.
 func Resolve(ctx context.Context, g Getter, root cid.Cid, path string) (*Node, error) {
+	n, _, err := ResolveLinks(ctx, g, root, path)
+	return n, err
+}
+
+// ResolveLinks is Resolve that also returns the node's link path from
+// root: the index of the link followed in each dag-pb node on the way,
+// HAMT shards included. Following those indices from root, with no names
+// and no hashing, leads to the same node. It reads the same blocks in the
+// same order as Resolve.
+func ResolveLinks(ctx context.Context, g Getter, root cid.Cid, path string) (*Node, []int, error) {
 	n, err := Load(ctx, g, root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	walked := root.String()
+	indices := []int{}
 	for _, name := range strings.Split(path, "/") {
 		if name == "" {
 			continue
 		}
-		l, ok, err := Lookup(ctx, g, n, name)
+		var l DirLink
+		var ok bool
+		l, indices, ok, err = lookup(ctx, g, n, name, indices)
 		if err != nil {
-			return nil, fmt.Errorf("resolve %s/%s: %w", walked, name, err)
+			return nil, nil, fmt.Errorf("resolve %s/%s: %w", walked, name, err)
 		}
 		if !ok {
-			return nil, fmt.Errorf("resolve %s/%s: %w", walked, name, ErrNoSuchEntry)
+			return nil, nil, fmt.Errorf("resolve %s/%s: %w", walked, name, ErrNoSuchEntry)
 		}
 		if n, err = Load(ctx, g, l.Cid); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		walked += "/" + name
 	}
-	return n, nil
+	return n, indices, nil
 }
+
+// FileData returns the file bytes a file node holds itself: all of a raw
+// leaf, the data field of a dag-pb file node (its children hold the rest).
+func (n *Node) FileData() []byte {
+	if n.isPB {
+		return n.data.Data
+	}
+	return n.raw
+}
+
+// DecodeNode decodes block, the bytes of c, as a UnixFS node. The caller
+// has checked that block hashes to c.
+func DecodeNode(c cid.Cid, block []byte) (*Node, error) { return decodeNode(c, block) }
