@@ -32,13 +32,16 @@ func (r Ref) String() string {
 	return r.Root.String() + "/" + r.Path
 }
 
+// ErrBadRef is wrapped by ParseRef's errors.
+var ErrBadRef = errors.New("bad reference")
+
 // ParseRef parses a reference to a UnixFS node.
 func ParseRef(s string) (Ref, error) {
 	rest := strings.TrimPrefix(s, "/ipfs/")
 	head, path, _ := strings.Cut(rest, "/")
 	c, err := cid.Decode(head)
 	if err != nil {
-		return Ref{}, fmt.Errorf("invalid CID %q: %w", head, err)
+		return Ref{}, fmt.Errorf("%w: invalid CID %q: %w", ErrBadRef, head, err)
 	}
 	return Ref{Root: c, Path: strings.Trim(path, "/")}, nil
 }

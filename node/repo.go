@@ -2,7 +2,8 @@ package node
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"auditnet/p2p"
 	"auditnet/storage"
 )
 
@@ -38,19 +42,15 @@ func ParseRole(s string) (Role, error) {
 
 // Files and directories of a repo.
 const (
-	configFile = "config.json"
-	lockFile   = "repo.lock"
-	blocksDir  = "blocks"
+	configFile    = "config.json"
+	lockFile      = "repo.lock"
+	blocksDir     = "blocks"
+	identityFile  = "identity.key"   // the node key, mode 0600
+	tokenFile     = "api.token"      // the API's bearer token, mode 0600
+	apiFile       = "api"            // the running daemon's API URL
+	swarmKeyFile  = "swarm.key"      // optional private-network key
+	reprovideFile = "reprovide.json" // the DHT announcement schedule
 )
-
-// ConfigVersion is the version of config.json this program writes.
-const ConfigVersion = 1
-
-// Config is a repo's config.json.
-type Config struct {
-	Version int  `json:"version"`
-	Role    Role `json:"role"`
-}
 
 // Errors the CLI turns into advice.
 var (
@@ -72,8 +72,12 @@ func DefaultRepoDir() (string, error) {
 }
 
 // InitRepo creates a repo in dir (which may exist but must not hold a
-// repo) for a node of the given role.
-func InitRepo(dir string, role Role) error {
+// repo) for a node: its key, its API token, its block store and its
+// config.
+func InitRepo(dir string, opts InitOptions) error {
+	if _, err := ParseRole(string(opts.Role)); err != nil {
+		return err
+	}
 	if _, err := os.Stat(filepath.Join(dir, configFile)); err == nil {
 		return fmt.Errorf("%s: %w", dir, ErrAlreadyExists)
 	}
@@ -95,16 +99,48 @@ func InitRepo(dir string, role Role) error {
 	if err := st.Close(); err != nil {
 		return err
 	}
-	raw, err := json.MarshalIndent(Config{Version: ConfigVersion, Role: role}, "", "  ")
+	id, err := ensureSecrets(dir)
 	if err != nil {
+		return err
+	}
+	cfg := defaultConfig(opts, id)
+	if _, err := cfg.Parse(); err != nil {
 		return err
 	}
 	ensureReserve(dir)
 	// The config is written last: a repo without it is not initialised.
-	if err := storage.WriteFileAtomic(storage.OSFS{}, filepath.Join(dir, configFile), append(raw, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write config: %w", err)
+	return writeConfig(dir, cfg)
+}
+
+// ensureSecrets makes the node key and the API token if they are missing
+// (a new repo, or one from before the network existed) and returns the
+// node's peer ID.
+func ensureSecrets(dir string) (peer.ID, error) {
+	keyPath := filepath.Join(dir, identityFile)
+	if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
+		sk, err := p2p.NewIdentity()
+		if err != nil {
+			return "", err
+		}
+		if err := p2p.WriteIdentity(keyPath, sk); err != nil {
+			return "", err
+		}
 	}
-	return nil
+	sk, err := p2p.ReadIdentity(keyPath)
+	if err != nil {
+		return "", err
+	}
+	tokenPath := filepath.Join(dir, tokenFile)
+	if _, err := os.Stat(tokenPath); errors.Is(err, fs.ErrNotExist) {
+		tok := make([]byte, 32)
+		if _, err := rand.Read(tok); err != nil {
+			return "", err
+		}
+		if err := storage.WriteFileAtomic(storage.OSFS{}, tokenPath, []byte(hex.EncodeToString(tok)+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("write API token: %w", err)
+		}
+	}
+	return p2p.PeerIDOf(sk)
 }
 
 // ErrOrphanStore is returned by InitRepo for a directory with no config
@@ -173,23 +209,29 @@ const (
 
 // OpenRepo locks and opens the repo in dir.
 func OpenRepo(dir string, opts OpenOptions) (*Repo, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, configFile))
+	cfg, upgrade, err := readConfig(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNotInitialised)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	var cfg Config
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("read config %s: %w", filepath.Join(dir, configFile), err)
-	}
-	if cfg.Version != ConfigVersion {
-		return nil, fmt.Errorf("repo %s has config version %d, this program reads %d", dir, cfg.Version, ConfigVersion)
+		return nil, err
 	}
 	lock, err := lockRepo(dir, opts.ReadOnly)
 	if err != nil {
 		return nil, err
+	}
+	if upgrade && !opts.ReadOnly {
+		// A repo from before the network: give it a key, a token and the
+		// network defaults.
+		id, err := ensureSecrets(dir)
+		if err == nil {
+			cfg.Identity.PeerID = id.String()
+			err = writeConfig(dir, cfg)
+		}
+		if err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("upgrade config of %s: %w", dir, err)
+		}
 	}
 	r := &Repo{Dir: dir, Config: cfg, lock: lock, readOnly: opts.ReadOnly}
 	sopts := storage.Options{Logger: opts.Logger, ReadOnly: opts.ReadOnly}

@@ -34,10 +34,10 @@ func TestRepoLocking(t *testing.T) {
 	if _, err := OpenRepo(dir, OpenOptions{}); !errors.Is(err, ErrNotInitialised) {
 		t.Fatalf("open before init: %v", err)
 	}
-	if err := InitRepo(dir, RoleAuditor); err != nil {
+	if err := InitRepo(dir, InitOptions{Role: RoleAuditor}); err != nil {
 		t.Fatal(err)
 	}
-	if err := InitRepo(dir, RoleAuditor); !errors.Is(err, ErrAlreadyExists) {
+	if err := InitRepo(dir, InitOptions{Role: RoleAuditor}); !errors.Is(err, ErrAlreadyExists) {
 		t.Fatalf("second init: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, reserveFile)); err != nil {
@@ -80,7 +80,7 @@ func TestInitAfterACrashedInit(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("half written"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := InitRepo(dir, RoleAgency); err != nil {
+	if err := InitRepo(dir, InitOptions{Role: RoleAgency}); err != nil {
 		t.Fatalf("init over a crashed init: %v", err)
 	}
 	r, err := OpenRepo(dir, OpenOptions{})
@@ -94,7 +94,7 @@ func TestInitAfterACrashedInit(t *testing.T) {
 // still has its data; init must not throw it away.
 func TestInitRefusesToWipeAStoreWithData(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "repo")
-	if err := InitRepo(dir, RoleAgency); err != nil {
+	if err := InitRepo(dir, InitOptions{Role: RoleAgency}); err != nil {
 		t.Fatal(err)
 	}
 	f := filepath.Join(t.TempDir(), "f")
@@ -113,7 +113,7 @@ func TestInitRefusesToWipeAStoreWithData(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, configFile), filepath.Join(dir, "config.lost")); err != nil {
 		t.Fatal(err)
 	}
-	if err := InitRepo(dir, RoleAgency); !errors.Is(err, ErrOrphanStore) {
+	if err := InitRepo(dir, InitOptions{Role: RoleAgency}); !errors.Is(err, ErrOrphanStore) {
 		t.Fatalf("init over a store with data: %v", err)
 	}
 	if err := os.Rename(filepath.Join(dir, "config.lost"), filepath.Join(dir, configFile)); err != nil {

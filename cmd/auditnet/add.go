@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -43,15 +44,13 @@ once the data, its index and its pin are on disk.`,
 				opts.Progress = bar.add
 				defer bar.finish()
 			}
-			var repo *node.Repo
-			if !onlyHash {
-				var err error
-				if repo, err = a.openRepo(); err != nil {
-					return err
-				}
-				defer repo.Close()
+			var res node.AddResult
+			var err error
+			if onlyHash {
+				res, err = node.Add(cmd.Context(), nil, paths, opts)
+			} else {
+				res, err = a.add(cmd.Context(), paths, opts, bar)
 			}
-			res, err := node.Add(cmd.Context(), repo, paths, opts)
 			if err != nil {
 				return err
 			}
@@ -76,6 +75,36 @@ once the data, its index and its pin are on disk.`,
 	f.BoolVar(&skipSpecial, "skip-special", false, "skip devices, sockets and named pipes (each is reported) instead of failing")
 	f.BoolVar(&pin, "pin", true, "pin the added DAGs")
 	return cmd
+}
+
+// add imports through the daemon when one runs (it holds the repo, and
+// announces what it adds), else into the repo directly.
+func (a *app) add(ctx context.Context, paths []string, opts node.AddOptions, bar *progress) (node.AddResult, error) {
+	c, err := a.daemon(ctx)
+	if err != nil {
+		return node.AddResult{}, err
+	}
+	if c == nil {
+		repo, err := a.openRepo()
+		if err != nil {
+			return node.AddResult{}, err
+		}
+		defer repo.Close()
+		return node.Add(ctx, repo, paths, opts)
+	}
+	req := node.AddRequest{Recursive: opts.Recursive, NoPin: opts.NoPin, SkipSpecial: opts.SkipSpecial, StoreSymlinks: opts.StoreSymlinks}
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return node.AddResult{}, err
+		}
+		req.Paths = append(req.Paths, abs)
+	}
+	var done int64
+	return c.Add(ctx, req, func(total int64) {
+		bar.add(int(total - done))
+		done = total
+	}, opts.Skipped)
 }
 
 // totalSize sums the sizes of the regular files under paths, for the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"text/tabwriter"
@@ -14,11 +15,21 @@ func (a *app) catCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "cat CID[/PATH]",
 		Short: "Write a file's content to stdout, re-hashing every block",
-		Args:  cobra.ExactArgs(1),
+		Long: `Write a file's content to stdout. Every block is checked against its CID.
+With a daemon running, a file the node does not hold is fetched from the
+providers the DHT names, verified as it streams, and not stored.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := node.ParseRef(args[0])
 			if err != nil {
 				return err
+			}
+			c, err := a.daemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				return c.Cat(cmd.Context(), ref.String(), a.stdout)
 			}
 			repo, err := a.openRepoReadOnly()
 			if err != nil {
@@ -36,7 +47,11 @@ func (a *app) getCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get CID[/PATH] [-o PATH]",
 		Short: "Write a file or directory to disk, re-hashing every block",
-		Args:  cobra.ExactArgs(1),
+		Long: `Write a file, directory or symlink to disk. Every block is checked against
+its CID. With a daemon running, a dataset the node does not hold is first
+fetched from the providers the DHT names (in parallel when there are
+several) into the repo, where it is kept but never served or announced.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := node.ParseRef(args[0])
 			if err != nil {
@@ -47,6 +62,21 @@ func (a *app) getCommand() *cobra.Command {
 				if ref.Path != "" {
 					output = filepath.Base(ref.Path)
 				}
+			}
+			c, err := a.daemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				abs, err := filepath.Abs(output)
+				if err != nil {
+					return err
+				}
+				if err := c.Get(cmd.Context(), node.GetRequest{Ref: ref.String(), Output: abs, MaxEntries: maxEntries}, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "saved %s to %s\n", ref, output)
+				return nil
 			}
 			repo, err := a.openRepoReadOnly()
 			if err != nil {
@@ -86,12 +116,7 @@ func (a *app) lsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			repo, err := a.openRepoReadOnly()
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			entries, err := repo.Ls(cmd.Context(), ref)
+			entries, err := a.ls(cmd.Context(), ref)
 			if err != nil {
 				return err
 			}
@@ -107,4 +132,20 @@ func (a *app) lsCommand() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+func (a *app) ls(ctx context.Context, ref node.Ref) ([]node.LsEntry, error) {
+	c, err := a.daemon(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		return c.Ls(ctx, ref.String())
+	}
+	repo, err := a.openRepoReadOnly()
+	if err != nil {
+		return nil, err
+	}
+	defer repo.Close()
+	return repo.Ls(ctx, ref)
 }

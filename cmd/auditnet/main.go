@@ -1,6 +1,6 @@
-// Command auditnet runs an auditnet node's local tools: import and export
-// of audit datasets, pins, garbage collection and store checks. See
-// README.md for the commands.
+// Command auditnet runs an auditnet node: its daemon (libp2p host, private
+// DHT, verified fetch, HTTP API) and the tools that import, fetch, export
+// and check audit datasets. See README.md for the commands.
 package main
 
 import (
@@ -66,6 +66,11 @@ func (a *app) rootCommand() *cobra.Command {
 		a.pinCommand(),
 		a.repoCommand(),
 		a.dagCommand(),
+		a.daemonCommand(),
+		a.idCommand(),
+		a.swarmCommand(),
+		a.providersCommand(),
+		a.configCommand(),
 	)
 	return root
 }
@@ -109,6 +114,15 @@ func (a *app) open(readOnly bool) (*node.Repo, error) {
 		fmt.Fprintln(a.stderr, "warning: the disk is full; released the repo's reserve space so this command can run (free space, or unpin and run 'auditnet repo gc')")
 	}
 	return r, nil
+}
+
+// daemon returns a client of the daemon running on the repo, or nil.
+func (a *app) daemon(ctx context.Context) (*node.Client, error) {
+	dir, err := a.dir()
+	if err != nil {
+		return nil, err
+	}
+	return node.DialDaemon(ctx, dir)
 }
 
 // explain adds the advice a user needs to the errors they can act on.

@@ -1,0 +1,320 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"golang.org/x/sync/errgroup"
+
+	"auditnet/p2p"
+	"auditnet/storage"
+)
+
+// DaemonOptions configure RunDaemon.
+type DaemonOptions struct {
+	Logger *slog.Logger
+	// Ready, if set, is called once the node is up, with the API's URL.
+	Ready func(apiURL string)
+}
+
+// Daemon is a running node: the repo, the libp2p host, the DHT, the fetch
+// service and fetcher, the reprovider and the HTTP API. RunDaemon owns it.
+type Daemon struct {
+	repo       *Repo
+	net        NetConfig
+	key        crypto.PrivKey
+	host       *p2p.Host
+	dht        *p2p.DHT
+	members    *p2p.MemberSet
+	service    *p2p.FetchService
+	fetcher    *p2p.Fetcher
+	reprovider *reprovider
+	token      string
+	logger     *slog.Logger
+}
+
+// RunDaemon runs the node of the repo in dir until ctx is cancelled (the
+// CLI cancels it on SIGINT and SIGTERM), then stops every part and
+// returns.
+func RunDaemon(ctx context.Context, dir string, opts DaemonOptions) (err error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	r, err := OpenRepo(dir, OpenOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, r.Close()) }()
+	d, err := startDaemon(r, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, d.close()) }()
+
+	ln, err := net.Listen("tcp", d.net.API)
+	if err != nil {
+		return fmt.Errorf("API listen on %s: %w", d.net.API, err)
+	}
+	apiURL := "http://" + ln.Addr().String()
+	srv := &http.Server{Handler: d.apiHandler(ln.Addr().String()), ReadHeaderTimeout: 10 * time.Second}
+	if err := storage.WriteFileAtomic(storage.OSFS{}, filepath.Join(dir, apiFile), []byte(apiURL+"\n"), 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("write %s: %w", apiFile, err)
+	}
+	defer os.Remove(filepath.Join(dir, apiFile))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.reprovider.run(gctx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("API: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	})
+	g.Go(func() error {
+		boot, cancel := context.WithTimeout(gctx, 30*time.Second)
+		defer cancel()
+		if len(d.net.Bootstrap) == 0 {
+			return nil
+		}
+		if err := d.dht.Bootstrap(boot, d.net.Bootstrap); err != nil && gctx.Err() == nil {
+			logger.Warn("DHT bootstrap incomplete; the DHT keeps trying", "err", err)
+		}
+		return nil
+	})
+	logger.Info("daemon ready", "peer", d.host.ID(), "api", apiURL, "role", r.Config.Role)
+	if opts.Ready != nil {
+		opts.Ready(apiURL)
+	}
+	err = g.Wait()
+	logger.Info("daemon stopping")
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func startDaemon(r *Repo, logger *slog.Logger) (*Daemon, error) {
+	ncfg, err := r.Config.Parse()
+	if err != nil {
+		return nil, err
+	}
+	key, err := p2p.ReadIdentity(filepath.Join(r.Dir, identityFile))
+	if err != nil {
+		return nil, err
+	}
+	if id, _ := p2p.PeerIDOf(key); id.String() != r.Config.Identity.PeerID {
+		return nil, fmt.Errorf("config Identity.PeerID %s does not match the key in %s (%s)", r.Config.Identity.PeerID, identityFile, id)
+	}
+	tok, err := os.ReadFile(filepath.Join(r.Dir, tokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("read API token: %w", err)
+	}
+	psk, err := readSwarmKey(r.Dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{repo: r, net: ncfg, key: key, token: strings.TrimSpace(string(tok)), logger: logger}
+	d.members = p2p.NewMemberSet(ncfg.Members...)
+	for _, b := range ncfg.Bootstrap {
+		d.members.Add(b.ID)
+	}
+	d.host, err = p2p.NewHost(p2p.HostConfig{
+		Identity: key, ListenAddrs: ncfg.Listen, AnnounceAddrs: ncfg.Announce, SwarmKey: psk,
+		Members: d.members, Limits: ncfg.Limits, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Daemon, error) {
+		d.close()
+		return nil, err
+	}
+	server := r.Config.Role != RoleAuditor
+	if d.dht, err = p2p.NewDHT(d.host, p2p.DHTConfig{Server: server, Bootstrap: ncfg.Bootstrap, Logger: logger}); err != nil {
+		return fail(err)
+	}
+	d.service, err = p2p.NewFetchService(p2p.FetchServiceConfig{
+		Host: d.host, Store: r.Store, Network: r.Config.Network,
+		Authorizer: configAuthorizer{all: ncfg.AllowAll, allow: ncfg.Allow},
+		Freshness:  ncfg.Freshness, MaxConcurrent: ncfg.MaxConcurrent, Logger: logger,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if d.fetcher, err = p2p.NewFetcher(p2p.FetcherConfig{Host: d.host, Identity: key, Network: r.Config.Network, Store: r.Store, Logger: logger}); err != nil {
+		return fail(err)
+	}
+	d.reprovider = newReprovider(filepath.Join(r.Dir, reprovideFile), ncfg.Reprovide, r.Store, d.dht, logger)
+	return d, nil
+}
+
+func (d *Daemon) close() error {
+	var errs []error
+	if d.service != nil {
+		errs = append(errs, d.service.Close())
+	}
+	if d.dht != nil {
+		errs = append(errs, d.dht.Close())
+	}
+	if d.host != nil {
+		errs = append(errs, d.host.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// readSwarmKey reads the optional private-network key.
+func readSwarmKey(dir string) (pnet.PSK, error) {
+	f, err := os.Open(filepath.Join(dir, swarmKeyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read swarm key: %w", err)
+	}
+	defer f.Close()
+	psk, err := pnet.DecodeV1PSK(f)
+	if err != nil {
+		return nil, fmt.Errorf("read swarm key %s: %w", filepath.Join(dir, swarmKeyFile), err)
+	}
+	return psk, nil
+}
+
+// configAuthorizer authorises fetches from the peers the config's
+// Fetch.Allow lists ("*": every member; the gater has already checked
+// membership). The chain replaces it.
+type configAuthorizer struct {
+	all   bool
+	allow []peer.ID
+}
+
+func (a configAuthorizer) Authorize(_ context.Context, req *p2p.FetchRequest) error {
+	if a.all {
+		return nil
+	}
+	for _, p := range a.allow {
+		if p == req.RequesterID() {
+			return nil
+		}
+	}
+	return errors.New("requester not in this node's Fetch.Allow")
+}
+
+// ErrNoProviders is returned when the DHT knows no holder of a dataset.
+var ErrNoProviders = errors.New("no provider found")
+
+// providers finds the holders of root, without this node.
+func (d *Daemon) providers(ctx context.Context, root cid.Cid) ([]peer.AddrInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	found, err := d.dht.FindProviders(ctx, root, 20)
+	if err != nil {
+		return nil, err
+	}
+	out := found[:0]
+	for _, p := range found {
+		if p.ID == d.host.ID() {
+			continue
+		}
+		d.host.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.TempAddrTTL)
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (d *Daemon) fetchOptions(ctx context.Context, root cid.Cid) (p2p.FetchOptions, error) {
+	provs, err := d.providers(ctx, root)
+	if err != nil {
+		return p2p.FetchOptions{}, err
+	}
+	if len(provs) == 0 {
+		return p2p.FetchOptions{}, fmt.Errorf("%s: %w in the DHT", root, ErrNoProviders)
+	}
+	opts := p2p.FetchOptions{Purpose: "get"}
+	for _, p := range provs {
+		opts.Providers = append(opts.Providers, p.ID)
+	}
+	return opts, nil
+}
+
+// held reports whether the node keeps root's DAG (pinned: added here, or
+// fetched before).
+func (d *Daemon) held(ctx context.Context, root cid.Cid) (bool, error) {
+	_, pinned, err := d.repo.Store.PinOrigin(ctx, root)
+	return pinned, err
+}
+
+// Cat writes the file ref names: from the repo if the node keeps its
+// dataset, else fetched from the network, verified as it streams.
+func (d *Daemon) Cat(ctx context.Context, ref Ref, w io.Writer) error {
+	held, err := d.held(ctx, ref.Root)
+	if err != nil || held {
+		if err != nil {
+			return err
+		}
+		return d.repo.Cat(ctx, ref, w)
+	}
+	opts, err := d.fetchOptions(ctx, ref.Root)
+	if err != nil {
+		return err
+	}
+	_, err = d.fetcher.Cat(ctx, ref.Root, ref.Path, w, opts)
+	return err
+}
+
+// Get writes what ref names to dst: fetched into the repo first (pinned as
+// fetched: kept, never served or announced) unless the node keeps it.
+func (d *Daemon) Get(ctx context.Context, ref Ref, dst string, opts GetOptions) error {
+	held, err := d.held(ctx, ref.Root)
+	if err != nil {
+		return err
+	}
+	if !held {
+		fopts, err := d.fetchOptions(ctx, ref.Root)
+		if err != nil {
+			return err
+		}
+		stats, err := d.fetcher.Get(ctx, ref.Root, ref.Path, fopts)
+		if err != nil {
+			return err
+		}
+		d.logger.Info("fetched", "cid", stats.Target, "bytes", stats.Bytes, "requests", stats.Requests)
+		ref = Ref{Root: stats.Target}
+	}
+	return d.repo.Get(ctx, ref, dst, opts)
+}
+
+// Add imports paths as Add does and announces each new root in the DHT.
+func (d *Daemon) Add(ctx context.Context, paths []string, opts AddOptions) (AddResult, error) {
+	res, err := Add(ctx, d.repo, paths, opts)
+	if err != nil {
+		return res, err
+	}
+	if !opts.NoPin {
+		for _, root := range res.Roots {
+			d.reprovider.announce(root.Cid)
+		}
+	}
+	return res, nil
+}
