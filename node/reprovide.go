@@ -30,13 +30,18 @@ type reprovideState struct {
 	Pending   []string  `json:"Pending"`
 }
 
+// rootLister lists the roots to announce.
+type rootLister interface {
+	PinsOf(ctx context.Context, origin storage.PinOrigin) ([]cid.Cid, error)
+}
+
 // reprovider announces the node's own dataset roots (pins of origin
 // local; never what it fetched) in the DHT: new ones as soon as they are
 // added, all of them every interval.
 type reprovider struct {
 	path     string
 	interval time.Duration
-	store    *storage.Store
+	store    rootLister
 	dht      announcer
 	logger   *slog.Logger
 	retry    time.Duration
@@ -47,7 +52,7 @@ type reprovider struct {
 	wake    chan struct{}
 }
 
-func newReprovider(path string, interval time.Duration, store *storage.Store, dht announcer, logger *slog.Logger) *reprovider {
+func newReprovider(path string, interval time.Duration, store rootLister, dht announcer, logger *slog.Logger) *reprovider {
 	return &reprovider{
 		path: path, interval: interval, store: store, dht: dht, logger: logger, retry: 15 * time.Second,
 		pending: make(map[cid.Cid]struct{}), wake: make(chan struct{}, 1),
