@@ -46,6 +46,10 @@ func (d *Daemon) apiHandler(addr string) http.Handler {
 	mux.HandleFunc("GET /api/v0/cat", d.apiCat)
 	mux.HandleFunc("POST /api/v0/get", d.apiGet)
 	mux.HandleFunc("GET /api/v0/ls", d.apiLs)
+	mux.HandleFunc("POST /api/v0/pin/add", d.apiPinAdd)
+	mux.HandleFunc("POST /api/v0/pin/rm", d.apiPinRm)
+	mux.HandleFunc("GET /api/v0/pin/ls", d.apiPinLs)
+	mux.HandleFunc("POST /api/v0/repo/gc", d.apiGC)
 	return guard(addr, d.token, mux)
 }
 
@@ -348,4 +352,62 @@ func (d *Daemon) apiLs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, map[string]any{"Entries": entries})
+}
+
+func queryCids(r *http.Request) ([]cid.Cid, error) {
+	args := r.URL.Query()["arg"]
+	if len(args) == 0 {
+		return nil, fmt.Errorf("%w: no CID given", ErrBadRef)
+	}
+	out := make([]cid.Cid, len(args))
+	for i, a := range args {
+		c, err := cid.Decode(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w: invalid CID %q: %w", ErrBadRef, a, err)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+func (d *Daemon) apiPinAdd(w http.ResponseWriter, r *http.Request) {
+	roots, err := queryCids(r)
+	if err == nil {
+		err = d.repo.PinAdd(r.Context(), roots)
+	}
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, map[string]any{"Pins": roots})
+}
+
+func (d *Daemon) apiPinRm(w http.ResponseWriter, r *http.Request) {
+	roots, err := queryCids(r)
+	if err == nil {
+		err = d.repo.PinRm(r.Context(), roots)
+	}
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, map[string]any{"Pins": roots})
+}
+
+func (d *Daemon) apiPinLs(w http.ResponseWriter, r *http.Request) {
+	pins, err := d.repo.Store.Pins(r.Context())
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, map[string]any{"Pins": pins})
+}
+
+func (d *Daemon) apiGC(w http.ResponseWriter, r *http.Request) {
+	st, err := d.repo.Store.GC(r.Context())
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, st)
 }

@@ -14,6 +14,10 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"auditnet/storage"
 )
 
 // Client talks to a running daemon's HTTP API. The CLI uses it whenever a
@@ -209,4 +213,36 @@ func (c *Client) Get(ctx context.Context, req GetRequest, progress func(total in
 	}
 	var out map[string]string
 	return c.events(resp, progress, nil, &out)
+}
+
+func cidQuery(roots []cid.Cid) url.Values {
+	q := url.Values{}
+	for _, c := range roots {
+		q.Add("arg", c.String())
+	}
+	return q
+}
+
+// PinAdd pins DAGs the node holds.
+func (c *Client) PinAdd(ctx context.Context, roots []cid.Cid) error {
+	var out map[string]any
+	return c.call(ctx, http.MethodPost, "pin/add", cidQuery(roots), nil, &out)
+}
+
+// PinRm unpins DAGs.
+func (c *Client) PinRm(ctx context.Context, roots []cid.Cid) error {
+	var out map[string]any
+	return c.call(ctx, http.MethodPost, "pin/rm", cidQuery(roots), nil, &out)
+}
+
+// Pins lists the pinned roots.
+func (c *Client) Pins(ctx context.Context) ([]cid.Cid, error) {
+	var out struct{ Pins []cid.Cid }
+	return out.Pins, c.call(ctx, http.MethodGet, "pin/ls", nil, nil, &out)
+}
+
+// GC runs the store's garbage collection.
+func (c *Client) GC(ctx context.Context) (storage.GCStats, error) {
+	var st storage.GCStats
+	return st, c.call(ctx, http.MethodPost, "repo/gc", nil, nil, &st)
 }

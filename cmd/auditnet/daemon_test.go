@@ -143,6 +143,19 @@ func TestDaemonThroughCLI(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(out, "note.txt")); err != nil || string(got) != "hello auditors\n" {
 		t.Fatalf("get over the network: %q %v", got, err)
 	}
+	// Pins and GC go through the daemon too: the fetched directory is
+	// pinned, and a GC keeps it (but not the unpinned root block that
+	// resolved the path).
+	var sub string
+	for _, line := range strings.Split(mustCLI(t, "--repo", agency, "ls", root), "\n") {
+		if strings.HasSuffix(line, " sub/") {
+			sub = strings.Fields(line)[0]
+		}
+	}
+	if pins := mustCLI(t, "--repo", auditor, "pin", "ls"); strings.Count(pins, "recursive") != 1 {
+		t.Fatalf("pin ls through the daemon: %q", pins)
+	}
+	mustCLI(t, "--repo", auditor, "repo", "gc")
 	if peers := mustCLI(t, "--repo", auditor, "swarm", "peers"); !strings.Contains(peers, agencyID) {
 		t.Fatalf("swarm peers: %q", peers)
 	}
@@ -154,7 +167,7 @@ func TestDaemonThroughCLI(t *testing.T) {
 		t.Fatalf("api file left after stop: %v", err)
 	}
 	// Offline again: the auditor reads what it fetched from its own repo.
-	if got := mustCLI(t, "--repo", auditor, "cat", root+"/sub/note.txt"); got != "hello auditors\n" {
+	if got := mustCLI(t, "--repo", auditor, "cat", sub+"/note.txt"); got != "hello auditors\n" {
 		t.Fatalf("offline cat of fetched data: %q", got)
 	}
 }

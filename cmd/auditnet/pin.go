@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/ipfs/go-cid"
@@ -21,12 +22,7 @@ func (a *app) pinCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				repo, err := a.openRepo()
-				if err != nil {
-					return err
-				}
-				defer repo.Close()
-				if err := repo.PinAdd(cmd.Context(), roots); err != nil {
+				if err := a.pinChange(cmd.Context(), roots, true); err != nil {
 					return err
 				}
 				for _, c := range roots {
@@ -44,12 +40,7 @@ func (a *app) pinCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				repo, err := a.openRepo()
-				if err != nil {
-					return err
-				}
-				defer repo.Close()
-				if err := repo.PinRm(cmd.Context(), roots); err != nil {
+				if err := a.pinChange(cmd.Context(), roots, false); err != nil {
 					return err
 				}
 				for _, c := range roots {
@@ -63,12 +54,7 @@ func (a *app) pinCommand() *cobra.Command {
 			Short: "List pinned roots",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				repo, err := a.openRepoReadOnly()
-				if err != nil {
-					return err
-				}
-				defer repo.Close()
-				pins, err := repo.Store.Pins(cmd.Context())
+				pins, err := a.pins(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -95,4 +81,43 @@ func parseCids(args []string) ([]cid.Cid, error) {
 		out[i] = ref.Root
 	}
 	return out, nil
+}
+
+// pinChange pins or unpins, through the daemon when one runs.
+func (a *app) pinChange(ctx context.Context, roots []cid.Cid, add bool) error {
+	c, err := a.daemon(ctx)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		if add {
+			return c.PinAdd(ctx, roots)
+		}
+		return c.PinRm(ctx, roots)
+	}
+	repo, err := a.openRepo()
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	if add {
+		return repo.PinAdd(ctx, roots)
+	}
+	return repo.PinRm(ctx, roots)
+}
+
+func (a *app) pins(ctx context.Context) ([]cid.Cid, error) {
+	c, err := a.daemon(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		return c.Pins(ctx)
+	}
+	repo, err := a.openRepoReadOnly()
+	if err != nil {
+		return nil, err
+	}
+	defer repo.Close()
+	return repo.Store.Pins(ctx)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -55,12 +56,7 @@ func (a *app) repoCommand() *cobra.Command {
 			Short: "Remove unpinned blocks and reclaim their disk space",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				repo, err := a.openRepo()
-				if err != nil {
-					return err
-				}
-				defer repo.Close()
-				st, err := repo.Store.GC(cmd.Context())
+				st, err := a.gc(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -117,4 +113,21 @@ that adding (or fetching) their data again stores them afresh.`,
 	}
 	cmd.Flags().BoolVar(&repair, "repair", false, "drop corrupt and unreadable blocks from the index so that they can be stored again")
 	return cmd
+}
+
+// gc collects garbage, through the daemon when one runs.
+func (a *app) gc(ctx context.Context) (storage.GCStats, error) {
+	c, err := a.daemon(ctx)
+	if err != nil {
+		return storage.GCStats{}, err
+	}
+	if c != nil {
+		return c.GC(ctx)
+	}
+	repo, err := a.openRepo()
+	if err != nil {
+		return storage.GCStats{}, err
+	}
+	defer repo.Close()
+	return repo.Store.GC(ctx)
 }
