@@ -373,7 +373,7 @@ func queryCids(r *http.Request) ([]cid.Cid, error) {
 func (d *Daemon) apiPinAdd(w http.ResponseWriter, r *http.Request) {
 	roots, err := queryCids(r)
 	if err == nil {
-		err = d.repo.PinAdd(r.Context(), roots)
+		err = d.PinAdd(r.Context(), roots)
 	}
 	if err != nil {
 		writeError(w, statusOf(err), err)

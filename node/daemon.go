@@ -318,3 +318,28 @@ func (d *Daemon) Add(ctx context.Context, paths []string, opts AddOptions) (AddR
 	}
 	return res, nil
 }
+
+// PinAdd pins DAGs, fetching from the network (as `ipfs pin add` does)
+// those the repo does not hold in full; fetched DAGs are pinned as
+// fetched.
+func (d *Daemon) PinAdd(ctx context.Context, roots []cid.Cid) error {
+	for _, root := range roots {
+		err := d.repo.PinAdd(ctx, []cid.Cid{root})
+		if !errors.Is(err, storage.ErrNotFound) {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		fopts, err := d.fetchOptions(ctx, root)
+		if err != nil {
+			return err
+		}
+		stats, err := d.fetcher.Get(ctx, root, "", fopts)
+		if err != nil {
+			return err
+		}
+		d.logger.Info("fetched", "cid", root, "bytes", stats.Bytes, "requests", stats.Requests)
+	}
+	return nil
+}

@@ -15,7 +15,7 @@ func (a *app) pinCommand() *cobra.Command {
 	cmd.AddCommand(
 		&cobra.Command{
 			Use:   "add CID...",
-			Short: "Pin stored DAGs (each must be complete in the repo)",
+			Short: "Pin DAGs: offline each must be complete in the repo; a daemon fetches what is missing",
 			Args:  cobra.MinimumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				roots, err := parseCids(args)
