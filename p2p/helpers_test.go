@@ -21,7 +21,7 @@ const testNetwork = "auditnet-test"
 
 // testNode is a host with a real store in a temporary directory.
 type testNode struct {
-	t       *testing.T
+	t       testing.TB
 	key     crypto.PrivKey
 	host    *Host
 	members *MemberSet
@@ -30,7 +30,7 @@ type testNode struct {
 	service *FetchService
 }
 
-func newTestNode(t *testing.T, quic bool) *testNode {
+func newTestNode(t testing.TB, quic bool) *testNode {
 	t.Helper()
 	key, err := NewIdentity()
 	if err != nil {
@@ -77,7 +77,7 @@ func (n *testNode) serve(a Authorizer) {
 func (n *testNode) id() peer.ID { return n.host.ID() }
 
 // link makes the nodes members of each other's networks and connects them.
-func link(t *testing.T, nodes ...*testNode) {
+func link(t testing.TB, nodes ...*testNode) {
 	t.Helper()
 	for _, a := range nodes {
 		for _, b := range nodes {
