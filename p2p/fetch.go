@@ -125,7 +125,7 @@ func (s *FetchService) handle(st network.Stream) {
 	st.Close()
 }
 
-func (s *FetchService) serve(ctx context.Context, st network.Stream, remote peer.ID, log *slog.Logger) error {
+func (s *FetchService) serve(ctx context.Context, st network.Stream, remote peer.ID, log *slog.Logger) (err error) {
 	st.SetReadDeadline(s.cfg.Now().Add(s.cfg.IdleTimeout))
 	br := bufio.NewReaderSize(io.LimitReader(st, maxRequestSize+16), 4096)
 	raw, err := readFrame(br, maxRequestSize)
@@ -151,15 +151,11 @@ func (s *FetchService) serve(ctx context.Context, st network.Stream, remote peer
 	if !pinned || origin != storage.PinLocal {
 		return s.reply(st, replyNotHeld, "this node is not a source of "+req.Root.String())
 	}
-	bw := bufio.NewWriterSize(&deadlineWriter{st: st, idle: s.cfg.IdleTimeout, now: s.cfg.Now}, 1<<20)
-	src := &sendingGetter{store: s.cfg.Store, w: bw}
-	tr := newTraversal(req.Scope, src.get, func(cid.Cid, []byte) error { return nil })
+	var targets []target
 	if req.Scope.Path == "" {
-		targets, err := s.resolveLinkPaths(ctx, req.Root.Cid, req.Scope.Links)
-		if err != nil {
+		if targets, err = s.resolveLinkPaths(ctx, req.Root.Cid, req.Scope.Links); err != nil {
 			return s.reply(st, replyBadScope, err.Error())
 		}
-		tr.push(targets)
 	}
 	if err := s.reply(st, replyOK, ""); err != nil {
 		return err
@@ -168,22 +164,33 @@ func (s *FetchService) serve(ctx context.Context, st network.Stream, remote peer
 	if err != nil {
 		return err
 	}
+	bw := bufio.NewWriterSize(&deadlineWriter{st: st, idle: s.cfg.IdleTimeout, now: s.cfg.Now}, 1<<20)
 	if err := writeFrame(bw, hdr); err != nil {
 		return err
 	}
+	src := newSendingGetter(s.cfg.Store, bw)
+	defer func() {
+		if err != nil {
+			st.Reset() // unblocks the writer
+		}
+		src.stop()
+	}()
+	tr := newTraversal(req.Scope, src.get, func(cid.Cid, []byte) error { return nil })
 	if req.Scope.Path != "" {
 		if err := tr.resolvePath(ctx, req.Root.Cid, req.Scope.Path); err != nil {
 			// The requester runs the same resolution on the same blocks and
 			// meets the same error: end the stream after what was sent.
 			log.Debug("fetch path does not resolve", "cid", req.Root.Cid, "err", err)
-			return bw.Flush()
+			return src.finish()
 		}
+	} else {
+		tr.push(targets)
 	}
 	start := time.Now()
 	if err := tr.run(ctx); err != nil {
 		return fmt.Errorf("send %s: %w", req.Root.Cid, err)
 	}
-	if err := bw.Flush(); err != nil {
+	if err := src.finish(); err != nil {
 		return err
 	}
 	log.Info("served fetch", "cid", req.Root.Cid, "bytes", src.bytes, "blocks", src.blocks, "took", time.Since(start))
@@ -296,30 +303,85 @@ func (s *FetchService) linksOf(ctx context.Context, g storeGetter, c cid.Cid) ([
 	return blockLinks(c, b)
 }
 
-// sendingGetter reads blocks from the store and writes each to the stream
-// as a CAR section as it is read: the traversal's reads are the stream.
+// sendingGetter reads blocks from the store for the traversal and hands
+// each to a writing goroutine, which sends it as a CAR section: reading
+// and hashing the next block overlap with sending this one.
 type sendingGetter struct {
 	store  *storage.Store
 	w      *bufio.Writer
-	buf    []byte
+	out    chan sendItem
+	failed chan struct{} // closed when the writer fails
+	done   chan struct{} // closed when the writer has returned
+	err    error         // the writer's error, read after done
+	closed bool
 	bytes  int64
 	blocks int64
+}
+
+type sendItem struct {
+	c    cid.Cid
+	data []byte
+}
+
+// newSendingGetter starts the writing goroutine; finish or stop ends it.
+func newSendingGetter(store *storage.Store, w *bufio.Writer) *sendingGetter {
+	g := &sendingGetter{store: store, w: w, out: make(chan sendItem, 8), failed: make(chan struct{}), done: make(chan struct{})}
+	go g.write()
+	return g
 }
 
 func (g *sendingGetter) get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if b, ok := identityBlock(c); ok {
 		return b, nil
 	}
-	b, err := g.store.GetInto(ctx, c, g.buf[:0])
+	b, err := g.store.Get(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", c, err)
 	}
-	if err := writeSection(g.w, c, b); err != nil {
-		return nil, err
+	select {
+	case g.out <- sendItem{c, b}:
+	case <-g.failed:
+		<-g.done
+		return nil, g.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	g.bytes += int64(len(b))
 	g.blocks++
 	return b, nil
+}
+
+// write sends what get hands over, until finish or stop closes the queue.
+func (g *sendingGetter) write() {
+	defer close(g.done)
+	for it := range g.out {
+		if err := writeSection(g.w, it.c, it.data); err != nil {
+			g.err = err
+			close(g.failed)
+			for range g.out {
+			}
+			return
+		}
+	}
+	g.err = g.w.Flush()
+}
+
+// finish waits for everything handed over to be sent and flushed.
+func (g *sendingGetter) finish() error {
+	g.closed = true
+	close(g.out)
+	<-g.done
+	return g.err
+}
+
+// stop ends the writer if finish was not reached; the caller has reset
+// the stream, so the writer's pending writes fail fast.
+func (g *sendingGetter) stop() {
+	if !g.closed {
+		g.closed = true
+		close(g.out)
+	}
+	<-g.done
 }
 
 func writeSection(w *bufio.Writer, c cid.Cid, data []byte) error {

@@ -114,6 +114,11 @@ type session struct {
 	open    bool   // budget still to be set from the first block
 	got     uint64
 	blocks  int64
+	// The prefetching goroutine: it sends on sections, stops when quit
+	// closes, and closes done when it has returned.
+	sections chan section
+	quit     chan struct{}
+	done     chan struct{}
 }
 
 // open sends a request to p and reads the provider's reply and the CAR
@@ -147,7 +152,8 @@ func (f *Fetcher) open(ctx context.Context, p peer.ID, root cid.Cid, scope Scope
 	}
 	s := &session{f: f, p: p, st: st, stop: context.AfterFunc(ctx, func() { st.Reset() }), budget: budget, open: budget == 0}
 	fail := func(err error) (*session, error) {
-		s.close(false)
+		s.stop()
+		st.Reset()
 		return nil, err
 	}
 	st.SetWriteDeadline(f.cfg.Now().Add(f.cfg.IdleTimeout))
@@ -178,44 +184,93 @@ func (f *Fetcher) open(ctx context.Context, p peer.ID, root cid.Cid, scope Scope
 	if err := dagcbor.Unmarshal(b, &hdr); err != nil || hdr.Version != 1 || len(hdr.Roots) != 1 || !hdr.Roots[0].Equals(root) {
 		return fail(protocolError("CAR header from %s does not name %s", p, root))
 	}
+	s.sections, s.quit, s.done = make(chan section, readAhead), make(chan struct{}), make(chan struct{})
+	go s.prefetch()
 	return s, nil
 }
 
-// get reads the next block off the stream and accepts it only if it is c
-// and hashes to c, and the stream stays within the declared size.
+// readAhead is how many verified blocks a session reads ahead of the
+// traversal: reading and hashing run beside storing or writing out.
+const readAhead = 8
+
+type section struct {
+	c    cid.Cid
+	data []byte
+	err  error // io.EOF: the stream ended cleanly
+}
+
+// prefetch reads sections off the stream and checks each against the CID
+// it carries, ahead of the traversal, until the stream ends, fails, or
+// quit closes. get then only has to check that each CID is the expected
+// one.
+func (s *session) prefetch() {
+	defer close(s.done)
+	defer close(s.sections)
+	for {
+		sec := s.readSection()
+		select {
+		case s.sections <- sec:
+		case <-s.quit:
+			return
+		}
+		if sec.err != nil {
+			return
+		}
+	}
+}
+
+func (s *session) readSection() section {
+	s.st.SetReadDeadline(s.f.cfg.Now().Add(s.f.cfg.IdleTimeout))
+	n, err := binary.ReadUvarint(s.br)
+	if errors.Is(err, io.EOF) {
+		return section{err: io.EOF}
+	}
+	if err != nil {
+		return section{err: fmt.Errorf("read from %s: %w", s.p, err)}
+	}
+	if n > maxBlockSize+128 {
+		return section{err: protocolError("%s sent a section of %d bytes", s.p, n)}
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(s.br, buf); err != nil {
+		return section{err: fmt.Errorf("read from %s: %w", s.p, err)}
+	}
+	k, c, err := cid.CidFromBytes(buf)
+	if err != nil {
+		return section{err: protocolError("%s sent a section with a bad CID: %v", s.p, err)}
+	}
+	data := buf[k:]
+	if len(data) > maxBlockSize {
+		return section{err: protocolError("%s sent block %s of %d bytes", s.p, c, len(data))}
+	}
+	if err := checkBlock(c, data); err != nil {
+		return section{err: fmt.Errorf("from %s: %w", s.p, err)}
+	}
+	return section{c: c, data: data}
+}
+
+// get takes the next block off the stream and accepts it only if it is c
+// (and, as prefetch checked, hashes to c), and the stream stays within the
+// declared size.
 func (s *session) get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if b, ok := identityBlock(c); ok {
 		return b, nil
 	}
-	s.st.SetReadDeadline(s.f.cfg.Now().Add(s.f.cfg.IdleTimeout))
-	n, err := binary.ReadUvarint(s.br)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s ended the stream before %s: %w", s.p, c, io.ErrUnexpectedEOF)
-		}
-		return nil, fmt.Errorf("read from %s: %w", s.p, err)
+	var sec section
+	select {
+	case sec = <-s.sections:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	if n > maxBlockSize+128 {
-		return nil, protocolError("%s sent a section of %d bytes", s.p, n)
+	switch {
+	case errors.Is(sec.err, io.EOF):
+		return nil, fmt.Errorf("%s ended the stream before %s: %w", s.p, c, io.ErrUnexpectedEOF)
+	case sec.err != nil:
+		return nil, sec.err
+	case !sec.c.Equals(c):
+		return nil, protocolError("%s sent %s where %s comes next", s.p, sec.c, c)
 	}
-	section := make([]byte, n)
-	if _, err := io.ReadFull(s.br, section); err != nil {
-		return nil, fmt.Errorf("read from %s: %w", s.p, err)
-	}
-	k, got, err := cid.CidFromBytes(section)
-	if err != nil {
-		return nil, protocolError("%s sent a section with a bad CID: %v", s.p, err)
-	}
-	if !got.Equals(c) {
-		return nil, protocolError("%s sent %s where %s comes next", s.p, got, c)
-	}
-	data := section[k:]
-	if len(data) > maxBlockSize {
-		return nil, protocolError("%s sent block %s of %d bytes", s.p, c, len(data))
-	}
-	if err := checkBlock(c, data); err != nil {
-		return nil, fmt.Errorf("from %s: %w", s.p, err)
-	}
+	data := sec.data
 	if s.open {
 		total, err := cumulativeSize(c, data)
 		if err != nil {
@@ -240,15 +295,21 @@ func (s *session) get(ctx context.Context, c cid.Cid) ([]byte, error) {
 // which case the stream must end here too.
 func (s *session) close(clean bool) error {
 	defer s.stop()
-	if !clean {
-		s.st.Reset()
-		return nil
+	var err error
+	if clean {
+		if sec, ok := <-s.sections; ok && !errors.Is(sec.err, io.EOF) {
+			err = protocolError("%s sent more than the scope asked for", s.p)
+			clean = false
+		}
 	}
-	if _, err := s.br.ReadByte(); !errors.Is(err, io.EOF) {
+	if clean {
+		err = s.st.Close()
+	} else {
 		s.st.Reset()
-		return protocolError("%s sent more than the scope asked for", s.p)
 	}
-	return s.st.Close()
+	close(s.quit)
+	<-s.done
+	return err
 }
 
 // budgetOf is the declared size of targets, or 0 (to be taken from the
