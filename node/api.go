@@ -320,6 +320,12 @@ type GetRequest struct {
 	MaxEntries int    `json:"MaxEntries"`
 }
 
+// GetResult is the result of a get through the daemon.
+type GetResult struct {
+	Output  string
+	Fetched Fetched
+}
+
 func (d *Daemon) apiGet(w http.ResponseWriter, r *http.Request) {
 	var req GetRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
@@ -336,8 +342,8 @@ func (d *Daemon) apiGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := newEventStream(w)
-	err = d.Get(r.Context(), ref, req.Output, GetOptions{MaxEntries: req.MaxEntries, Progress: ev.progress})
-	ev.finish(map[string]string{"Output": req.Output}, err)
+	fetched, err := d.Get(r.Context(), ref, req.Output, GetOptions{MaxEntries: req.MaxEntries, Progress: ev.progress})
+	ev.finish(GetResult{Output: req.Output, Fetched: fetched}, err)
 }
 
 func (d *Daemon) apiLs(w http.ResponseWriter, r *http.Request) {

@@ -206,13 +206,13 @@ func (c *Client) Add(ctx context.Context, req AddRequest, progress func(total in
 }
 
 // Get writes what ref names to req.Output, fetching it if it must.
-func (c *Client) Get(ctx context.Context, req GetRequest, progress func(total int64)) error {
+func (c *Client) Get(ctx context.Context, req GetRequest, progress func(total int64)) (GetResult, error) {
+	var out GetResult
 	resp, err := c.request(ctx, http.MethodPost, "get", nil, req)
 	if err != nil {
-		return err
+		return out, err
 	}
-	var out map[string]string
-	return c.events(resp, progress, nil, &out)
+	return out, c.events(resp, progress, nil, &out)
 }
 
 func cidQuery(roots []cid.Cid) url.Values {

@@ -285,24 +285,43 @@ func (d *Daemon) Cat(ctx context.Context, ref Ref, w io.Writer) error {
 
 // Get writes what ref names to dst: fetched into the repo first (pinned as
 // fetched: kept, never served or announced) unless the node keeps it.
-func (d *Daemon) Get(ctx context.Context, ref Ref, dst string, opts GetOptions) error {
+// It reports what was fetched (nothing, if the node held it).
+func (d *Daemon) Get(ctx context.Context, ref Ref, dst string, opts GetOptions) (Fetched, error) {
+	var out Fetched
 	held, err := d.held(ctx, ref.Root)
 	if err != nil {
-		return err
+		return out, err
 	}
 	if !held {
 		fopts, err := d.fetchOptions(ctx, ref.Root)
 		if err != nil {
-			return err
+			return out, err
 		}
 		stats, err := d.fetcher.Get(ctx, ref.Root, ref.Path, fopts)
 		if err != nil {
-			return err
+			return out, err
 		}
 		d.logger.Info("fetched", "cid", stats.Target, "bytes", stats.Bytes, "requests", stats.Requests)
 		ref = Ref{Root: stats.Target}
+		out = Fetched{Bytes: stats.Bytes, Blocks: stats.Blocks, Requests: stats.Requests, FromProvider: map[string]int64{}, Dropped: map[string]string{}}
+		for p, n := range stats.FromProvider {
+			out.FromProvider[p.String()] = n
+		}
+		for p, why := range stats.DroppedReasons {
+			out.Dropped[p.String()] = why
+		}
 	}
-	return d.repo.Get(ctx, ref, dst, opts)
+	return out, d.repo.Get(ctx, ref, dst, opts)
+}
+
+// Fetched reports a fetch from the network.
+type Fetched struct {
+	Bytes, Blocks int64
+	Requests      int
+	// FromProvider counts the bytes each provider sent; Dropped says why a
+	// provider was dropped.
+	FromProvider map[string]int64  `json:",omitempty"`
+	Dropped      map[string]string `json:",omitempty"`
 }
 
 // Add imports paths as Add does and announces each new root in the DHT.

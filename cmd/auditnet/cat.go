@@ -72,8 +72,12 @@ several) into the repo, where it is kept but never served or announced.`,
 				if err != nil {
 					return err
 				}
-				if err := c.Get(cmd.Context(), node.GetRequest{Ref: ref.String(), Output: abs, MaxEntries: maxEntries}, nil); err != nil {
+				res, err := c.Get(cmd.Context(), node.GetRequest{Ref: ref.String(), Output: abs, MaxEntries: maxEntries}, nil)
+				if err != nil {
 					return err
+				}
+				if f := res.Fetched; f.Bytes > 0 {
+					fmt.Fprintf(a.stderr, "fetched %d bytes in %d blocks from %d providers, every block verified\n", f.Bytes, f.Blocks, len(f.FromProvider))
 				}
 				fmt.Fprintf(a.stderr, "saved %s to %s\n", ref, output)
 				return nil

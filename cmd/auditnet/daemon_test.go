@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -169,5 +170,21 @@ func TestDaemonThroughCLI(t *testing.T) {
 	// Offline again: the auditor reads what it fetched from its own repo.
 	if got := mustCLI(t, "--repo", auditor, "cat", sub+"/note.txt"); got != "hello auditors\n" {
 		t.Fatalf("offline cat of fetched data: %q", got)
+	}
+}
+
+// TestDemo runs `auditnet demo` end to end: four daemons and an outsider in
+// this process, a fetch from two providers at once, verified, and the
+// outsider refused.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daemons")
+	}
+	base := 36000 + os.Getpid()%300*10
+	out := mustCLI(t, "demo", "--size-mib", "4", "--base-port", strconv.Itoa(base), "--dir", filepath.Join(t.TempDir(), "net"))
+	for _, want := range []string{"2 providers", "equal the agency's originals: true", "admitted false", "gater disallows"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out)
+		}
 	}
 }

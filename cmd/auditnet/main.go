@@ -71,6 +71,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.swarmCommand(),
 		a.providersCommand(),
 		a.configCommand(),
+		a.demoCommand(),
 	)
 	return root
 }
