@@ -39,6 +39,7 @@ type Daemon struct {
 	key        crypto.PrivKey
 	host       *p2p.Host
 	dht        *p2p.DHT
+	records    *p2p.RecordStore
 	members    *p2p.MemberSet
 	service    *p2p.FetchService
 	fetcher    *p2p.Fetcher
@@ -152,7 +153,10 @@ func startDaemon(r *Repo, logger *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	server := r.Config.Role != RoleAuditor
-	if d.dht, err = p2p.NewDHT(d.host, p2p.DHTConfig{Server: server, Bootstrap: ncfg.Bootstrap, Logger: logger}); err != nil {
+	if d.records, err = p2p.OpenRecordStore(filepath.Join(r.Dir, dhtDir)); err != nil {
+		return fail(err)
+	}
+	if d.dht, err = p2p.NewDHT(d.host, p2p.DHTConfig{Server: server, Bootstrap: ncfg.Bootstrap, Records: d.records, Logger: logger}); err != nil {
 		return fail(err)
 	}
 	d.service, err = p2p.NewFetchService(p2p.FetchServiceConfig{
@@ -180,6 +184,9 @@ func (d *Daemon) close() error {
 	}
 	if d.host != nil {
 		errs = append(errs, d.host.Close())
+	}
+	if d.records != nil {
+		errs = append(errs, d.records.Close())
 	}
 	return errors.Join(errs...)
 }

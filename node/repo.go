@@ -50,6 +50,7 @@ const (
 	apiFile       = "api"            // the running daemon's API URL
 	swarmKeyFile  = "swarm.key"      // optional private-network key
 	reprovideFile = "reprovide.json" // the DHT announcement schedule
+	dhtDir        = "dht"            // the DHT's provider records
 )
 
 // Errors the CLI turns into advice.

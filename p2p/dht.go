@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -25,7 +26,10 @@ type DHTConfig struct {
 	// empties. There is no default: the public IPFS bootstrap peers are
 	// never used.
 	Bootstrap []peer.AddrInfo
-	Logger    *slog.Logger
+	// Records, if set, keeps provider records across restarts (see
+	// RecordStore); otherwise they live in memory.
+	Records ds.Batching
+	Logger  *slog.Logger
 }
 
 // DHT is the private Kademlia DHT: provider records of dataset roots.
@@ -45,12 +49,16 @@ func NewDHT(h host.Host, cfg DHTConfig) (*DHT, error) {
 		mode = dht.ModeServer
 	}
 	bootstrap := cfg.Bootstrap
-	kad, err := dht.New(h,
+	opts := []dht.Option{
 		dht.Mode(mode),
 		dht.ProtocolPrefix(DHTProtocolPrefix),
 		dht.BootstrapPeersFunc(func() []peer.AddrInfo { return bootstrap }),
 		dht.DisableValues(),
-	)
+	}
+	if cfg.Records != nil {
+		opts = append(opts, dht.Datastore(cfg.Records))
+	}
+	kad, err := dht.New(h, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start DHT: %w", err)
 	}
