@@ -3,12 +3,15 @@ package p2p
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/storage"
+	"auditnet/storage/unixfs"
 )
 
 func TestFetchFromOneProvider(t *testing.T) {
@@ -50,5 +53,66 @@ func TestFetchFromOneProvider(t *testing.T) {
 			}
 			t.Logf("get: %d bytes in %d blocks over %d requests", stats.Bytes, stats.Blocks, stats.Requests)
 		})
+	}
+}
+
+// TestFetchedDataIsNeverServed checks that a node serves only the roots it
+// is the source of: after a Get, the requester holds the dataset pinned as
+// fetched, and a third node asking it for that root is told it is not a
+// source, while the original provider serves it.
+func TestFetchedDataIsNeverServed(t *testing.T) {
+	prov, mid, last := newTestNode(t, false), newTestNode(t, false), newTestNode(t, false)
+	prov.serve(nil)
+	mid.serve(nil)
+	link(t, prov, mid, last)
+	root := prov.addFile(randomBytes(3, 1<<20))
+	ctx := context.Background()
+	if _, err := mid.fetcher.Get(ctx, root, "", FetchOptions{Providers: []peer.ID{prov.id()}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := last.fetcher.Get(ctx, root, "", FetchOptions{Providers: []peer.ID{mid.id()}})
+	var refused *FetchRefusedError
+	if !errors.As(err, &refused) || refused.Code != replyNotHeld {
+		t.Fatalf("fetch from a node that only fetched the data: %v", err)
+	}
+	if _, err := last.fetcher.Get(ctx, root, "", FetchOptions{Providers: []peer.ID{mid.id(), prov.id()}}); err != nil {
+		t.Fatalf("fetch falling back to the source: %v", err)
+	}
+}
+
+// TestFetchByPath fetches parts of a directory dataset by UnixFS path: a
+// file streamed with Cat, a subdirectory stored with Get; a missing name
+// fails with ErrNoSuchEntry without trying other providers.
+func TestFetchByPath(t *testing.T) {
+	prov, req := newTestNode(t, false), newTestNode(t, false)
+	prov.serve(nil)
+	link(t, prov, req)
+	ledger := randomBytes(4, 3<<20)
+	root := prov.addDir(map[string][]byte{
+		"ledger.csv":       ledger,
+		"sub/note.txt":     []byte("hello auditors\n"),
+		"sub/deeper/x.bin": randomBytes(5, 300<<10),
+	})
+	ctx := context.Background()
+	opts := FetchOptions{Providers: []peer.ID{prov.id()}}
+	var out bytes.Buffer
+	if _, err := req.fetcher.Cat(ctx, root, "ledger.csv", &out, opts); err != nil || !bytes.Equal(out.Bytes(), ledger) {
+		t.Fatalf("cat by path: %d bytes, %v", out.Len(), err)
+	}
+	stats, err := req.fetcher.Get(ctx, root, "sub", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, pinned, _ := req.store.PinOrigin(ctx, stats.Target); !pinned {
+		t.Fatal("the fetched subdirectory is not pinned")
+	}
+	if _, pinned, _ := req.store.PinOrigin(ctx, root); pinned {
+		t.Fatal("the whole root got pinned for a path fetch")
+	}
+	if got := req.readAll(mustResolve(t, req, stats.Target, "deeper/x.bin")); !bytes.Equal(got, randomBytes(5, 300<<10)) {
+		t.Fatal("subdirectory content differs")
+	}
+	if _, err := req.fetcher.Cat(ctx, root, "nope.txt", io.Discard, opts); !errors.Is(err, unixfs.ErrNoSuchEntry) {
+		t.Fatalf("missing path: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -145,4 +146,48 @@ func (n *testNode) readAll(c cid.Cid) []byte {
 		n.t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// addDir imports files (slash-separated relative names) as a UnixFS
+// directory tree and pins its root as local.
+func (n *testNode) addDir(files map[string][]byte) cid.Cid {
+	n.t.Helper()
+	dir := n.t.TempDir()
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			n.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			n.t.Fatal(err)
+		}
+	}
+	w, err := n.store.NewWriter()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer w.Close()
+	im, err := unixfs.NewImporter(unixfs.Params{}, w, nil)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	e, err := im.AddPath(context.Background(), dir, unixfs.AddOptions{}, func(string, unixfs.Entry, bool) {})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	w.Pin(e.Cid)
+	if err := w.Commit(); err != nil {
+		n.t.Fatal(err)
+	}
+	return e.Cid
+}
+
+// mustResolve resolves a path in n's store.
+func mustResolve(t testing.TB, n *testNode, root cid.Cid, path string) cid.Cid {
+	t.Helper()
+	nd, err := unixfs.Resolve(context.Background(), n.store, root, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nd.Cid
 }

@@ -13,7 +13,14 @@ over TCP and over QUIC: one provider (an agency daemon listening on both)
 and two auditor daemons, one that can reach it over TCP only and one over
 QUIC only. The runs are interleaved so the ratios hold on a noisy machine.
 
-Usage: scripts/bench_fetch.py [--size-mib 256] [--runs 5] [--dir DIR]
+With --kubo PATH (an ipfs binary you built; none is downloaded or built
+here), two kubo daemons on 127.0.0.1, connected directly over TCP with
+routing off, are measured in the same interleaved runs:
+
+  ipfs cat CID > /dev/null              (bitswap, the reference users would pick)
+  ipfs pin add CID                      (bitswap with parallel wants, into the blockstore)
+
+Usage: scripts/bench_fetch.py [--size-mib 256] [--runs 5] [--dir DIR] [--kubo PATH]
 """
 
 import argparse
@@ -28,17 +35,17 @@ import tempfile
 import time
 
 
-def timed(cmd, stdout=subprocess.DEVNULL):
+def timed(cmd, stdout=subprocess.DEVNULL, env=None):
     start = time.perf_counter()
-    p = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, check=False)
+    p = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env, check=False)
     elapsed = time.perf_counter() - start
     if p.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {p.stderr.decode()}")
     return elapsed
 
 
-def out(cmd):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+def out(cmd, env=None):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
     if p.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {p.stderr.decode()}")
     return p.stdout.decode().strip()
@@ -67,12 +74,38 @@ def iperf(port, size):
     sys.exit("iperf3 failed")
 
 
+def start_kubo(ipfs, work, port, data, daemons):
+    """Two kubo daemons, A holding data, B connected to A over TCP; returns
+    (B's environment, the CID)."""
+    envs, ids = [], []
+    for i in range(2):
+        path = os.path.join(work, f"kubo{i}")
+        shutil.rmtree(path, ignore_errors=True)
+        env = dict(os.environ, IPFS_PATH=path)
+        out([ipfs, "init"], env=env)
+        for key, val in (("Addresses.Swarm", [f"/ip4/127.0.0.1/tcp/{port + i}"]),
+                         ("Addresses.API", f"/ip4/127.0.0.1/tcp/{port + 10 + i}"),
+                         ("Addresses.Gateway", f"/ip4/127.0.0.1/tcp/{port + 20 + i}"),
+                         ("Bootstrap", []), ("Routing.Type", "none"), ("AutoConf.Enabled", False),
+                         ("Discovery.MDNS.Enabled", False)):
+            out([ipfs, "config", "--json", key, json.dumps(val)], env=env)
+        ids.append(json.loads(out([ipfs, "config", "show"], env=env))["Identity"]["PeerID"])
+        log = open(os.path.join(work, f"kubo{i}.log"), "w")
+        daemons.append(subprocess.Popen([ipfs, "daemon"], env=env, stdout=log, stderr=log))
+        wait_for(os.path.join(path, "api"))
+        envs.append(env)
+    kcid = out([ipfs, "add", "--cid-version=1", "-Q", data], env=envs[0])
+    out([ipfs, "swarm", "connect", f"/ip4/127.0.0.1/tcp/{port}/p2p/{ids[0]}"], env=envs[1])
+    return envs[1], kcid
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=256)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--dir", default=None)
     ap.add_argument("--base-port", type=int, default=24100)
+    ap.add_argument("--kubo", default=None)
     args = ap.parse_args()
 
     work = args.dir or tempfile.mkdtemp(prefix="auditnet-fetch-bench-")
@@ -106,6 +139,9 @@ def main():
     out([an, "--repo", repos["tcp"], "config", "--json", "Bootstrap", json.dumps([f"/ip4/127.0.0.1/tcp/{p}/p2p/{ids['prov']}"])])
     out([an, "--repo", repos["quic"], "config", "--json", "Bootstrap", json.dumps([f"/ip4/127.0.0.1/udp/{p}/quic-v1/p2p/{ids['prov']}"])])
     daemons = []
+    kubo = None
+    if args.kubo:
+        kubo = start_kubo(args.kubo, work, p + 30, data, daemons)
     try:
         for name in ("prov", "tcp", "quic"):
             log = open(os.path.join(work, name + ".log"), "w")
@@ -120,7 +156,10 @@ def main():
                 time.sleep(0.1)
         subprocess.run(["cat", data], stdout=subprocess.DEVNULL, check=True)
 
-        t = {k: [] for k in ("iperf3", "dd", "add", "cat-tcp", "pin-tcp", "get-tcp", "cat-quic", "pin-quic", "get-quic")}
+        keys = ["iperf3", "dd", "add", "cat-tcp", "pin-tcp", "get-tcp", "cat-quic", "pin-quic", "get-quic"]
+        if kubo:
+            keys += ["kubo-cat-tcp", "kubo-pin-tcp"]
+        t = {k: [] for k in keys}
         ddout, getout, fresh = os.path.join(work, "dd.out"), os.path.join(work, "get.out"), os.path.join(work, "fresh")
         for i in range(args.runs):
             t["iperf3"].append(size / iperf(p + 20, size))
@@ -147,6 +186,13 @@ def main():
                 os.remove(getout)
                 out([an, "--repo", repo, "pin", "rm", cid])
                 out([an, "--repo", repo, "repo", "gc"])
+            if kubo:
+                env_b, kcid = kubo
+                t["kubo-cat-tcp"].append(timed([args.kubo, "cat", kcid], env=env_b))
+                subprocess.run(["sync"], check=True)
+                t["kubo-pin-tcp"].append(timed([args.kubo, "pin", "add", kcid], env=env_b))
+                out([args.kubo, "pin", "rm", kcid], env=env_b)
+                out([args.kubo, "repo", "gc"], env=env_b)
             print(f"run {i + 1}/{args.runs} done", file=sys.stderr)
     finally:
         for d in daemons:
