@@ -122,7 +122,12 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		libp2p.Identity(cfg.Identity),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Transport(tcp.NewTCPTransport),
+		// Outbound TCP dials from an ephemeral port, not the listening one:
+		// two nodes that dial each other at the same moment (daemons started
+		// together, each the other's bootstrap peer) would otherwise meet in
+		// a TCP simultaneous open where both TLS handshakes fail. Reusing the
+		// port only helps NAT traversal, which auditnet does not do.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.ConnectionGater(gater),
