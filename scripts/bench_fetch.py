@@ -189,6 +189,7 @@ def main():
             if kubo:
                 env_b, kcid = kubo
                 t["kubo-cat-tcp"].append(timed([args.kubo, "cat", kcid], env=env_b))
+                out([args.kubo, "repo", "gc"], env=env_b)  # cat keeps the blocks it fetched
                 subprocess.run(["sync"], check=True)
                 t["kubo-pin-tcp"].append(timed([args.kubo, "pin", "add", kcid], env=env_b))
                 out([args.kubo, "pin", "rm", kcid], env=env_b)
