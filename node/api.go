@@ -376,22 +376,14 @@ func queryCids(r *http.Request) ([]cid.Cid, error) {
 	return out, nil
 }
 
-func (d *Daemon) apiPinAdd(w http.ResponseWriter, r *http.Request) {
-	roots, err := queryCids(r)
-	if err == nil {
-		err = d.PinAdd(r.Context(), roots)
-	}
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
-	}
-	writeJSON(w, map[string]any{"Pins": roots})
-}
+func (d *Daemon) apiPinAdd(w http.ResponseWriter, r *http.Request) { d.pinChange(w, r, d.PinAdd) }
 
-func (d *Daemon) apiPinRm(w http.ResponseWriter, r *http.Request) {
+func (d *Daemon) apiPinRm(w http.ResponseWriter, r *http.Request) { d.pinChange(w, r, d.repo.PinRm) }
+
+func (d *Daemon) pinChange(w http.ResponseWriter, r *http.Request, change func(context.Context, []cid.Cid) error) {
 	roots, err := queryCids(r)
 	if err == nil {
-		err = d.repo.PinRm(r.Context(), roots)
+		err = change(r.Context(), roots)
 	}
 	if err != nil {
 		writeError(w, statusOf(err), err)

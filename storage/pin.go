@@ -255,27 +255,7 @@ func (s *Store) PinsOf(ctx context.Context, origin PinOrigin) ([]cid.Cid, error)
 		return nil, err
 	}
 	defer s.exit()
-	it := s.db.NewIterator(util.BytesPrefix([]byte(prefixPin)), nil)
-	defer it.Release()
-	var out []cid.Cid
-	for it.Next() {
-		r, err := decodePin(it.Value())
-		if err != nil {
-			return nil, fmt.Errorf("pin %x: %w", it.Key(), err)
-		}
-		if r.origin != origin {
-			continue
-		}
-		c, err := cid.Cast(it.Key()[len(prefixPin):])
-		if err != nil {
-			return nil, fmt.Errorf("corrupt pin %x: %w", it.Key(), err)
-		}
-		out = append(out, c)
-	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("list pins: %w", err)
-	}
-	return out, nil
+	return s.pinsWhere(func(r pinRecord) bool { return r.origin == origin })
 }
 
 // Pins lists the pinned roots.
@@ -287,11 +267,24 @@ func (s *Store) Pins(ctx context.Context) ([]cid.Cid, error) {
 	return s.pins()
 }
 
-func (s *Store) pins() ([]cid.Cid, error) {
+func (s *Store) pins() ([]cid.Cid, error) { return s.pinsWhere(nil) }
+
+// pinsWhere lists the pinned roots whose record keep accepts (all if keep
+// is nil).
+func (s *Store) pinsWhere(keep func(pinRecord) bool) ([]cid.Cid, error) {
 	it := s.db.NewIterator(util.BytesPrefix([]byte(prefixPin)), nil)
 	defer it.Release()
 	var out []cid.Cid
 	for it.Next() {
+		if keep != nil {
+			r, err := decodePin(it.Value())
+			if err != nil {
+				return nil, fmt.Errorf("pin %x: %w", it.Key(), err)
+			}
+			if !keep(r) {
+				continue
+			}
+		}
 		c, err := cid.Cast(it.Key()[len(prefixPin):])
 		if err != nil {
 			return nil, fmt.Errorf("corrupt pin %x: %w", it.Key(), err)
