@@ -188,6 +188,13 @@ func (s *FetchService) serve(ctx context.Context, st network.Stream, remote peer
 	}
 	start := time.Now()
 	if err := tr.run(ctx); err != nil {
+		if errors.Is(err, ErrUnsupportedDAG) {
+			// As for a path that does not resolve: the requester checks the
+			// block just sent and meets the same error, so end the stream
+			// cleanly rather than look like a failing provider.
+			log.Debug("fetch DAG unsupported", "cid", req.Root.Cid, "err", err)
+			return src.finish()
+		}
 		return fmt.Errorf("send %s: %w", req.Root.Cid, err)
 	}
 	if err := src.finish(); err != nil {
@@ -341,7 +348,8 @@ func (g *sendingGetter) get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	select {
 	case g.out <- sendItem{c, b}:
 	case <-g.failed:
-		<-g.done
+		// g.err was set before failed closed. Waiting for done here would
+		// deadlock: the writer drains out until stop closes it.
 		return nil, g.err
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -330,7 +330,7 @@ func budgetOf(ts []target) (budget, known uint64) {
 // failure.
 func isDataError(err error) bool {
 	return errors.Is(err, unixfs.ErrNotUnixFS) || errors.Is(err, unixfs.ErrNoSuchEntry) ||
-		errors.Is(err, errNotAFile) || errors.Is(err, ErrUnsupportedDAG)
+		errors.Is(err, errNotAFile) || errors.Is(err, ErrUnsupportedDAG) || errors.Is(err, unixfs.ErrTooBig)
 }
 
 var errNotAFile = errors.New("p2p: not a file")
@@ -394,7 +394,7 @@ func (f *Fetcher) Cat(ctx context.Context, root cid.Cid, path string, w io.Write
 				} else {
 					size, started, stats.Target = n.Size, true, n.Cid
 					if opts.MaxBytes > 0 && size > opts.MaxBytes {
-						err = fmt.Errorf("%s declares %d bytes, more than the %d allowed", n.Cid, size, opts.MaxBytes)
+						err = fmt.Errorf("%w: %s declares %d bytes, more than the %d allowed", unixfs.ErrTooBig, n.Cid, size, opts.MaxBytes)
 					}
 				}
 			}
@@ -433,6 +433,15 @@ func (f *Fetcher) Cat(ctx context.Context, root cid.Cid, path string, w io.Write
 		f.cfg.Logger.Warn("dropping provider for this fetch", "peer", p, "cid", root, "err", err)
 		stats.drop(p, err)
 		lastErr = err
+		if started && len(remaining) == 0 {
+			// It went wrong after the last block: everything arrived and
+			// was verified. (Asking another provider for no link paths
+			// would ask it for the whole DAG.)
+			if written != size {
+				return stats, fmt.Errorf("%w: %s holds %d bytes, declares %d", unixfs.ErrNotUnixFS, root, written, size)
+			}
+			return stats, nil
+		}
 	}
 	if lastErr == nil {
 		lastErr = errors.New("no providers given")
