@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/storage"
+	"auditnet/storage/unixfs"
 )
 
 // fetchWait polls cond until it holds, failing t when ctx ends first.
@@ -302,6 +303,25 @@ func TestCatMaxBytesStopsFetch(t *testing.T) {
 	}
 	if out.Len() > 0 || stats.Requests != 1 || len(stats.DroppedReasons) > 0 {
 		t.Errorf("wrote %d bytes, %d requests, dropped %v", out.Len(), stats.Requests, stats.DroppedReasons)
+	}
+
+	// Get applies the same bound, whether the root arrives in the fetch or
+	// is already held from an earlier one.
+	opts := FetchOptions{Providers: []peer.ID{a.id(), b.id()}, MaxBytes: 1000}
+	stats, err = req.fetcher.Get(ctx, root, "", opts)
+	if !errors.Is(err, unixfs.ErrTooBig) || stats.Requests != 1 || len(stats.DroppedReasons) > 0 {
+		t.Fatalf("get over MaxBytes: %v, %d requests, dropped %v", err, stats.Requests, stats.DroppedReasons)
+	}
+	if _, pinned, _ := req.store.PinOrigin(ctx, root); pinned {
+		t.Fatal("a refused dataset was pinned")
+	}
+	w, _ := req.store.NewWriter()
+	rootBlock, _ := a.store.Get(ctx, root)
+	w.Put(root, rootBlock)
+	w.Commit()
+	w.Close()
+	if stats, err = req.fetcher.Get(ctx, root, "", opts); !errors.Is(err, unixfs.ErrTooBig) || stats.Requests != 0 {
+		t.Fatalf("get over MaxBytes with the root held: %v, %d requests", err, stats.Requests)
 	}
 }
 

@@ -112,8 +112,12 @@ type session struct {
 	budget  uint64 // bytes the targets declare; 0 until known
 	pending uint64 // declared size of targets with a known size
 	open    bool   // budget still to be set from the first block
-	got     uint64
-	blocks  int64
+	// root is the request's root; a root block declaring more than
+	// maxBytes (if not 0) stops the fetch.
+	root     cid.Cid
+	maxBytes uint64
+	got      uint64
+	blocks   int64
 	// The prefetching goroutine: it sends on sections, stops when quit
 	// closes, and closes done when it has returned.
 	sections chan section
@@ -150,7 +154,10 @@ func (f *Fetcher) open(ctx context.Context, p peer.ID, root cid.Cid, scope Scope
 	if err != nil {
 		return nil, fmt.Errorf("open fetch stream to %s: %w", p, err)
 	}
-	s := &session{f: f, p: p, st: st, stop: context.AfterFunc(ctx, func() { st.Reset() }), budget: budget, open: budget == 0}
+	s := &session{
+		f: f, p: p, st: st, stop: context.AfterFunc(ctx, func() { st.Reset() }),
+		root: root, maxBytes: opts.MaxBytes, budget: budget, open: budget == 0,
+	}
 	fail := func(err error) (*session, error) {
 		s.stop()
 		st.Reset()
@@ -275,6 +282,9 @@ func (s *session) get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		total, err := cumulativeSize(c, data)
 		if err != nil {
 			return nil, err
+		}
+		if s.maxBytes > 0 && c.Equals(s.root) && total > s.maxBytes {
+			return nil, fmt.Errorf("%w: %s declares %d bytes, more than the %d allowed", unixfs.ErrTooBig, c, total, s.maxBytes)
 		}
 		s.budget, s.open = total+s.pending, false
 	}

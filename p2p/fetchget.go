@@ -35,6 +35,9 @@ func (f *Fetcher) Get(ctx context.Context, root cid.Cid, path string, opts Fetch
 	sw := &syncedWriter{w: w}
 	g := &getRun{f: f, root: root, opts: opts, sw: sw, stats: &stats, alive: append([]peer.ID(nil), opts.Providers...)}
 
+	if err := g.checkDeclaredSize(ctx); err != nil {
+		return stats, err
+	}
 	tgt, err := g.resolve(ctx, path)
 	if err != nil {
 		return stats, err
@@ -79,6 +82,30 @@ type getRun struct {
 	mu    sync.Mutex // guards stats
 	stats *FetchStats
 	alive []peer.ID // touched by the dispatching goroutine only
+}
+
+// checkDeclaredSize refuses a dataset whose root, held here from an
+// earlier fetch, declares more than opts.MaxBytes. (A root that is not held
+// is checked as it arrives.)
+func (g *getRun) checkDeclaredSize(ctx context.Context) error {
+	if g.opts.MaxBytes == 0 {
+		return nil
+	}
+	b, err := g.f.cfg.Store.Get(ctx, g.root)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	total, err := cumulativeSize(g.root, b)
+	if err != nil {
+		return err
+	}
+	if total > g.opts.MaxBytes {
+		return fmt.Errorf("%w: %s declares %d bytes, more than the %d allowed", unixfs.ErrTooBig, g.root, total, g.opts.MaxBytes)
+	}
+	return nil
 }
 
 // resolve finds the node path names, fetching the blocks that resolve it
