@@ -280,7 +280,7 @@ func (s *FetchService) resolveLinkPaths(ctx context.Context, root cid.Cid, paths
 			c := root
 			var err error
 			for depth, i := range lp[:len(lp)-1] {
-				if links, sizes, err = s.linksOf(ctx, g, c); err != nil {
+				if links, _, err = s.linksOf(ctx, g, c); err != nil {
 					return nil, err
 				}
 				if i >= len(links) {
