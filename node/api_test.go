@@ -3,11 +3,13 @@ package node
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runTestDaemon runs the daemon of dir in this process until the test ends.
@@ -95,5 +97,46 @@ func TestAPIGuards(t *testing.T) {
 	}
 	if err := c.Cat(ctx, "bafy-not-a-cid", &out); err == nil || !strings.Contains(err.Error(), "invalid CID") {
 		t.Fatalf("bad CID: %v", err)
+	}
+}
+
+// TestDaemonStopsDuringARequest stops the daemon while a client is in the
+// middle of a large cat it does not read: the daemon still returns, without
+// an error, within its shutdown grace.
+func TestDaemonStopsDuringARequest(t *testing.T) {
+	dir := initTestRepo(t, RoleAgency)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- RunDaemon(ctx, dir, DaemonOptions{Ready: func(string) { close(ready) }}) }()
+	<-ready
+	c, err := DialDaemon(context.Background(), dir)
+	if err != nil || c == nil {
+		t.Fatalf("dial: %v", err)
+	}
+	src := filepath.Join(t.TempDir(), "big")
+	os.WriteFile(src, bytes.Repeat([]byte("0123456789abcdef"), 4<<20), 0o600) // 64 MiB
+	res, err := c.Add(context.Background(), AddRequest{Paths: []string{src}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	catDone := make(chan error, 1)
+	go func() { catDone <- c.Cat(context.Background(), res.Roots[0].Cid.String(), pw) }()
+	if _, err := pr.Read(make([]byte, 1)); err != nil { // the body has started
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("daemon stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon did not stop")
+	}
+	pr.Close()
+	if err := <-catDone; err == nil {
+		t.Fatal("the interrupted cat reported success")
 	}
 }

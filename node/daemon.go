@@ -80,6 +80,9 @@ func RunDaemon(ctx context.Context, dir string, opts DaemonOptions) (err error) 
 	defer os.Remove(filepath.Join(dir, apiFile))
 
 	g, gctx := errgroup.WithContext(ctx)
+	// Requests run under the daemon's context: stopping the daemon cancels
+	// a fetch in progress instead of waiting for it.
+	srv.BaseContext = func(net.Listener) context.Context { return gctx }
 	g.Go(func() error { return d.reprovider.run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -91,7 +94,11 @@ func RunDaemon(ctx context.Context, dir string, opts DaemonOptions) (err error) 
 		<-gctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(shutdown)
+		if err := srv.Shutdown(shutdown); err != nil {
+			logger.Warn("API requests still running at shutdown; closing them", "err", err)
+			return srv.Close()
+		}
+		return nil
 	})
 	g.Go(func() error {
 		boot, cancel := context.WithTimeout(gctx, 30*time.Second)
