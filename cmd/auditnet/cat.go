@@ -77,7 +77,11 @@ several) into the repo, where it is kept but never served or announced.`,
 					return err
 				}
 				if f := res.Fetched; f.Bytes > 0 {
-					fmt.Fprintf(a.stderr, "fetched %d bytes in %d blocks from %d providers, every block verified\n", f.Bytes, f.Blocks, len(f.FromProvider))
+					providers := "1 provider"
+					if n := len(f.FromProvider); n != 1 {
+						providers = fmt.Sprintf("%d providers", n)
+					}
+					fmt.Fprintf(a.stderr, "fetched %d bytes in %d blocks from %s, every block verified\n", f.Bytes, f.Blocks, providers)
 				}
 				fmt.Fprintf(a.stderr, "saved %s to %s\n", ref, output)
 				return nil
