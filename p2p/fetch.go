@@ -118,7 +118,13 @@ func (s *FetchService) handle(st network.Stream) {
 	remote := st.Conn().RemotePeer()
 	log := s.cfg.Logger.With("peer", remote)
 	if err := s.serve(ctx, st, remote, log); err != nil {
-		log.Debug("fetch stream ended with an error", "err", err)
+		if errors.Is(err, storage.ErrCorrupt) {
+			// Serving re-reads every block through the store's hash check,
+			// so damage to this node's own data shows here first.
+			log.Error("a block this node serves is corrupt; run 'auditnet repo verify'", "err", err)
+		} else {
+			log.Debug("fetch stream ended with an error", "err", err)
+		}
 		st.Reset()
 		return
 	}
