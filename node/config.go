@@ -74,8 +74,10 @@ type FetchConfig struct {
 	// Allow lists the peers whose fetch requests this node serves; "*"
 	// allows every member. The chain decides instead once there is one.
 	Allow []string `json:"Allow"`
-	// MaxConcurrent bounds the fetches served at once.
+	// MaxConcurrent bounds the fetches served at once, MaxPerPeer those
+	// served to one peer.
 	MaxConcurrent int `json:"MaxConcurrent"`
+	MaxPerPeer    int `json:"MaxPerPeer"`
 	// Freshness is how old (or how far ahead) a request's time may be,
 	// e.g. "2m".
 	Freshness string `json:"Freshness"`
@@ -123,7 +125,7 @@ func defaultConfig(opts InitOptions, id peer.ID) Config {
 		},
 		Bootstrap: []string{},
 		Members:   []string{},
-		Fetch:     FetchConfig{Allow: []string{"*"}, MaxConcurrent: 32, Freshness: "2m"},
+		Fetch:     FetchConfig{Allow: []string{"*"}, MaxConcurrent: 32, MaxPerPeer: 8, Freshness: "2m"},
 		Reprovide: ReprovideConfig{Interval: "12h"},
 		Limits: LimitsConfig{
 			MaxConns: 512, MaxConnsPerPeer: 8, MaxStreams: 4096, MaxStreamsPerPeer: 512,
@@ -154,6 +156,7 @@ type NetConfig struct {
 	AllowAll         bool
 	Allow            []peer.ID
 	MaxConcurrent    int
+	MaxPerPeer       int
 	Freshness        time.Duration
 	Reprovide        time.Duration
 	Limits           p2p.Limits
@@ -225,9 +228,12 @@ func (c *Config) Parse() (NetConfig, error) {
 		}
 		n.Allow = append(n.Allow, id)
 	}
-	n.MaxConcurrent = c.Fetch.MaxConcurrent
+	n.MaxConcurrent, n.MaxPerPeer = c.Fetch.MaxConcurrent, c.Fetch.MaxPerPeer
 	if n.MaxConcurrent < 0 {
 		bad("Fetch.MaxConcurrent", errors.New("negative"))
+	}
+	if n.MaxPerPeer < 0 {
+		bad("Fetch.MaxPerPeer", errors.New("negative"))
 	}
 	var err error
 	if n.Freshness, err = parseDuration(c.Fetch.Freshness, 2*time.Minute); err != nil {

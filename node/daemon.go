@@ -169,7 +169,7 @@ func startDaemon(r *Repo, logger *slog.Logger) (*Daemon, error) {
 	d.service, err = p2p.NewFetchService(p2p.FetchServiceConfig{
 		Host: d.host, Store: r.Store, Network: r.Config.Network,
 		Authorizer: configAuthorizer{all: ncfg.AllowAll, allow: ncfg.Allow},
-		Freshness:  ncfg.Freshness, MaxConcurrent: ncfg.MaxConcurrent, Logger: logger,
+		Freshness:  ncfg.Freshness, MaxConcurrent: ncfg.MaxConcurrent, MaxPerPeer: ncfg.MaxPerPeer, Logger: logger,
 	})
 	if err != nil {
 		return fail(err)

@@ -43,8 +43,10 @@ type FetchServiceConfig struct {
 	// Freshness is how far a request's time may be from this node's clock
 	// (default 2 minutes); nonces are remembered that long.
 	Freshness time.Duration
-	// MaxConcurrent bounds the fetches served at once (default 32).
-	MaxConcurrent int
+	// MaxConcurrent bounds the fetches served at once (default 32), and
+	// MaxPerPeer those served to one peer (default 8): one member cannot
+	// take every slot.
+	MaxConcurrent, MaxPerPeer int
 	// IdleTimeout bounds every read and write of a stream (default 30 s).
 	IdleTimeout time.Duration
 	Now         func() time.Time
@@ -58,6 +60,8 @@ type FetchService struct {
 	cfg    FetchServiceConfig
 	replay *replayCache
 	slots  chan struct{}
+	mu     sync.Mutex
+	busy   map[peer.ID]int // fetches running per peer
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -75,6 +79,9 @@ func NewFetchService(cfg FetchServiceConfig) (*FetchService, error) {
 	if cfg.MaxConcurrent == 0 {
 		cfg.MaxConcurrent = 32
 	}
+	if cfg.MaxPerPeer == 0 {
+		cfg.MaxPerPeer = 8
+	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 30 * time.Second
 	}
@@ -89,6 +96,7 @@ func NewFetchService(cfg FetchServiceConfig) (*FetchService, error) {
 		cfg:    cfg,
 		replay: newReplayCache(),
 		slots:  make(chan struct{}, cfg.MaxConcurrent),
+		busy:   make(map[peer.ID]int),
 		ctx:    ctx,
 		cancel: cancel,
 	}
@@ -143,12 +151,10 @@ func (s *FetchService) serve(ctx context.Context, st network.Stream, remote peer
 		log.Warn("refused fetch request", "reason", reason)
 		return s.reply(st, replyRefused, reason)
 	}
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
+	if !s.acquire(remote) {
 		return s.reply(st, replyBusy, "too many fetches running")
 	}
+	defer s.release(remote)
 	// Only now is the store consulted.
 	origin, pinned, err := s.cfg.Store.PinOrigin(ctx, req.Root.Cid)
 	if err != nil {
@@ -208,6 +214,32 @@ func (s *FetchService) serve(ctx context.Context, st network.Stream, remote peer
 	}
 	log.Info("served fetch", "cid", req.Root.Cid, "bytes", src.bytes, "blocks", src.blocks, "took", time.Since(start))
 	return st.CloseWrite()
+}
+
+// acquire takes a serving slot for p, if both the node and p have one
+// free.
+func (s *FetchService) acquire(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy[p] >= s.cfg.MaxPerPeer {
+		return false
+	}
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		return false
+	}
+	s.busy[p]++
+	return true
+}
+
+func (s *FetchService) release(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	<-s.slots
+	if s.busy[p]--; s.busy[p] == 0 {
+		delete(s.busy, p)
+	}
 }
 
 // check runs every test a request must pass before the store is touched,

@@ -116,3 +116,33 @@ func TestFetchByPath(t *testing.T) {
 		t.Fatalf("missing path: %v", err)
 	}
 }
+
+// TestServingSlots checks the provider's admission: at most MaxPerPeer
+// fetches for one peer and MaxConcurrent in all, each freed slot reusable.
+func TestServingSlots(t *testing.T) {
+	n := newTestNode(t, false)
+	s, err := NewFetchService(FetchServiceConfig{Host: n.host, Store: n.store, Network: testNetwork, Authorizer: AllowAll{}, MaxConcurrent: 3, MaxPerPeer: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, b, c := peer.ID("a"), peer.ID("b"), peer.ID("c")
+	for i, tc := range []struct {
+		p    peer.ID
+		want bool
+	}{{a, true}, {a, true}, {a, false}, {b, true}, {c, false}} {
+		if got := s.acquire(tc.p); got != tc.want {
+			t.Fatalf("step %d: acquire(%s) = %v, want %v", i, tc.p, got, tc.want)
+		}
+	}
+	s.release(a)
+	if !s.acquire(c) || s.acquire(b) {
+		t.Fatal("a freed slot went to the wrong peer")
+	}
+	s.release(a)
+	s.release(b)
+	s.release(c)
+	if len(s.busy) != 0 || len(s.slots) != 0 {
+		t.Fatalf("slots leaked: %v, %d", s.busy, len(s.slots))
+	}
+}
