@@ -6,8 +6,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	noise "github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -107,4 +114,104 @@ func mustKey(t *testing.T) crypto.PrivKey {
 		t.Fatal(err)
 	}
 	return sk
+}
+
+// TestHostOptions checks what NewHost turns on and off: the announce
+// addresses replace the listen ones; no relay or hole-punching protocol is
+// offered; a peer that speaks only Noise and one that speaks only TLS both
+// connect.
+func TestHostOptions(t *testing.T) {
+	members := NewMemberSet()
+	announce := ma.StringCast("/ip4/10.1.2.3/tcp/4040")
+	h, err := NewHost(HostConfig{
+		Identity: mustKey(t), Members: members,
+		ListenAddrs:   []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0")},
+		AnnounceAddrs: []ma.Multiaddr{announce},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if addrs := h.Addrs(); len(addrs) != 1 || !addrs[0].Equal(announce) {
+		t.Fatalf("announced %v, want %v", addrs, announce)
+	}
+	for _, p := range h.Mux().Protocols() {
+		if strings.Contains(string(p), "relay") || strings.Contains(string(p), "dcutr") || strings.Contains(string(p), "autonat") {
+			t.Fatalf("host offers %s", p)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		sec  libp2p.Option
+	}{
+		{"noise", libp2p.Security(noise.ID, noise.New)},
+		{"tls", libp2p.Security(libp2ptls.ID, libp2ptls.New)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sk := mustKey(t)
+			other, err := libp2p.New(libp2p.Identity(sk), tc.sec, libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			members.Add(other.ID())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := other.Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Network().ListenAddresses()}); err != nil {
+				t.Fatal(err)
+			}
+			if res := <-ping.Ping(ctx, other, h.ID()); res.Error != nil {
+				t.Fatal(res.Error)
+			}
+		})
+	}
+}
+
+// TestStreamLimitPerPeer checks that the resource manager enforces the
+// configured per-peer stream limit: a peer that keeps opening streams is
+// refused past it.
+func TestStreamLimitPerPeer(t *testing.T) {
+	members := NewMemberSet()
+	mk := func() *Host {
+		h, err := NewHost(HostConfig{
+			Identity: mustKey(t), Members: members,
+			ListenAddrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0")},
+			Limits:      Limits{MaxStreamsPerPeer: 16},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		members.Add(h.ID())
+		return h
+	}
+	server, client := mk(), mk()
+	held := make(chan network.Stream, 64)
+	server.SetStreamHandler("/test/hold", func(s network.Stream) {
+		s.Write([]byte{1}) // accepted: say so, then hold the stream open
+		held <- s
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := client.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	accepted := 0
+	for i := 0; i < 64; i++ {
+		s, err := client.NewStream(ctx, server.ID(), "/test/hold")
+		if err != nil {
+			break
+		}
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := s.Read(make([]byte, 1)); err != nil {
+			break
+		}
+		accepted++
+	}
+	if accepted > 16 {
+		t.Fatalf("%d streams from one peer accepted with a limit of 16", accepted)
+	}
+	if accepted < 8 {
+		t.Fatalf("only %d streams accepted", accepted)
+	}
 }
