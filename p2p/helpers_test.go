@@ -97,6 +97,14 @@ func link(t testing.TB, nodes ...*testNode) {
 // addFile imports data as a UnixFS file and pins it as local.
 func (n *testNode) addFile(data []byte) cid.Cid {
 	n.t.Helper()
+	return n.importAndPin(func(im *unixfs.Importer) (unixfs.Entry, error) {
+		return im.File(context.Background(), bytes.NewReader(data))
+	})
+}
+
+// importAndPin runs one import into n's store and pins its root as local.
+func (n *testNode) importAndPin(run func(*unixfs.Importer) (unixfs.Entry, error)) cid.Cid {
+	n.t.Helper()
 	w, err := n.store.NewWriter()
 	if err != nil {
 		n.t.Fatal(err)
@@ -106,7 +114,7 @@ func (n *testNode) addFile(data []byte) cid.Cid {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	e, err := im.File(context.Background(), bytes.NewReader(data))
+	e, err := run(im)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -162,24 +170,9 @@ func (n *testNode) addDir(files map[string][]byte) cid.Cid {
 			n.t.Fatal(err)
 		}
 	}
-	w, err := n.store.NewWriter()
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	defer w.Close()
-	im, err := unixfs.NewImporter(unixfs.Params{}, w, nil)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	e, err := im.AddPath(context.Background(), dir, unixfs.AddOptions{}, func(string, unixfs.Entry, bool) {})
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	w.Pin(e.Cid)
-	if err := w.Commit(); err != nil {
-		n.t.Fatal(err)
-	}
-	return e.Cid
+	return n.importAndPin(func(im *unixfs.Importer) (unixfs.Entry, error) {
+		return im.AddPath(context.Background(), dir, unixfs.AddOptions{}, func(string, unixfs.Entry, bool) {})
+	})
 }
 
 // mustResolve resolves a path in n's store.
