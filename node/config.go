@@ -31,7 +31,8 @@ const (
 
 // Config is a repo's config.json. Keys are read and set with `auditnet
 // config KEY [VALUE]`, KEY being a dotted path such as Addresses.API.
-// Changes take effect when the daemon starts. docs/config.md lists
+// A running daemon applies changes to Members, Bootstrap and Fetch.Allow
+// at once; other changes take effect when it starts. docs/config.md lists
 // every key.
 type Config struct {
 	Version int `json:"Version"`

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -40,6 +41,7 @@ type Daemon struct {
 	host       *p2p.Host
 	dht        *p2p.DHT
 	records    *p2p.RecordStore
+	authorizer *configAuthorizer
 	members    *p2p.MemberSet
 	service    *p2p.FetchService
 	fetcher    *p2p.Fetcher
@@ -84,6 +86,7 @@ func RunDaemon(ctx context.Context, dir string, opts DaemonOptions) (err error) 
 	// a fetch in progress instead of waiting for it.
 	srv.BaseContext = func(net.Listener) context.Context { return gctx }
 	g.Go(func() error { return d.reprovider.run(gctx) })
+	g.Go(func() error { return d.watchMembership(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("API: %w", err)
@@ -144,10 +147,9 @@ func startDaemon(r *Repo, logger *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{repo: r, net: ncfg, key: key, token: strings.TrimSpace(string(tok)), logger: logger}
-	d.members = p2p.NewMemberSet(ncfg.Members...)
-	for _, b := range ncfg.Bootstrap {
-		d.members.Add(b.ID)
-	}
+	d.members = p2p.NewMemberSet(memberIDs(ncfg)...)
+	d.authorizer = &configAuthorizer{}
+	d.authorizer.set(ncfg)
 	d.host, err = p2p.NewHost(p2p.HostConfig{
 		Identity: key, ListenAddrs: ncfg.Listen, AnnounceAddrs: ncfg.Announce, SwarmKey: psk,
 		Members: d.members, Limits: ncfg.Limits, Logger: logger,
@@ -168,7 +170,7 @@ func startDaemon(r *Repo, logger *slog.Logger) (*Daemon, error) {
 	}
 	d.service, err = p2p.NewFetchService(p2p.FetchServiceConfig{
 		Host: d.host, Store: r.Store, Network: r.Config.Network,
-		Authorizer: configAuthorizer{all: ncfg.AllowAll, allow: ncfg.Allow},
+		Authorizer: d.authorizer,
 		Freshness:  ncfg.Freshness, MaxConcurrent: ncfg.MaxConcurrent, MaxPerPeer: ncfg.MaxPerPeer, Logger: logger,
 	})
 	if err != nil {
@@ -219,20 +221,86 @@ func readSwarmKey(dir string) (pnet.PSK, error) {
 // Fetch.Allow lists ("*": every member; the gater has already checked
 // membership). The chain replaces it.
 type configAuthorizer struct {
+	mu    sync.RWMutex
 	all   bool
-	allow []peer.ID
+	allow map[peer.ID]bool
 }
 
-func (a configAuthorizer) Authorize(_ context.Context, req *p2p.FetchRequest) error {
-	if a.all {
+func (a *configAuthorizer) set(n NetConfig) {
+	allow := make(map[peer.ID]bool, len(n.Allow))
+	for _, p := range n.Allow {
+		allow[p] = true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.all, a.allow = n.AllowAll, allow
+}
+
+func (a *configAuthorizer) Authorize(_ context.Context, req *p2p.FetchRequest) error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.all || a.allow[req.RequesterID()] {
 		return nil
 	}
-	for _, p := range a.allow {
-		if p == req.RequesterID() {
-			return nil
-		}
-	}
 	return errors.New("requester not in this node's Fetch.Allow")
+}
+
+// memberIDs is who may connect: the configured members and the bootstrap
+// peers.
+func memberIDs(n NetConfig) []peer.ID {
+	ids := append([]peer.ID(nil), n.Members...)
+	for _, b := range n.Bootstrap {
+		ids = append(ids, b.ID)
+	}
+	return ids
+}
+
+// configPollInterval is how often the daemon looks for a changed config.
+const configPollInterval = 2 * time.Second
+
+// watchMembership applies changes to the config's Members, Bootstrap and
+// Fetch.Allow while the daemon runs: a peer taken out of the membership
+// has its connections closed and its streams reset within a poll interval.
+// Other keys take effect at the next start. An invalid config is logged
+// and ignored.
+func (d *Daemon) watchMembership(ctx context.Context) error {
+	path := filepath.Join(d.repo.Dir, configFile)
+	last := modTime(path)
+	t := time.NewTicker(configPollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		mt := modTime(path)
+		if mt.Equal(last) {
+			continue
+		}
+		last = mt
+		c, err := ReadConfig(d.repo.Dir)
+		var n NetConfig
+		if err == nil {
+			n, err = c.Parse()
+		}
+		if err != nil {
+			d.logger.Warn("config changed but does not validate; keeping the running membership", "err", err)
+			continue
+		}
+		d.members.Set(memberIDs(n)...)
+		d.authorizer.set(n)
+		closed := d.host.Enforce()
+		d.logger.Info("membership reloaded from the config", "members", len(n.Members), "disconnected", closed)
+	}
+}
+
+func modTime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // ErrNoProviders is returned when the DHT knows no holder of a dataset.

@@ -49,6 +49,18 @@ func (m *MemberSet) Add(ids ...peer.ID) {
 	}
 }
 
+// Set replaces the whole membership; call Gater.Enforce afterwards to cut
+// off those no longer in it.
+func (m *MemberSet) Set(ids ...peer.ID) {
+	next := make(map[peer.ID]struct{}, len(ids))
+	for _, id := range ids {
+		next[id] = struct{}{}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ids = next
+}
+
 // Remove takes peers out; call Gater.Enforce afterwards to cut them off.
 func (m *MemberSet) Remove(ids ...peer.ID) {
 	m.mu.Lock()

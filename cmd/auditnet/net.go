@@ -185,7 +185,8 @@ func (a *app) configCommand() *cobra.Command {
 		Long: `With no argument, print the whole config; with KEY, its value; with KEY and
 VALUE, set it (VALUE is a string unless --json is given, as for lists and
 numbers). The config is checked before it is written. A running daemon
-reads it at its next start.`,
+applies Members, Bootstrap and Fetch.Allow within two seconds (removed
+members are disconnected) and the rest at its next start.`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := a.dir()
