@@ -1,0 +1,79 @@
+package chain
+
+import (
+	"bytes"
+	"testing"
+)
+
+// roundTrips is the property every decoder keeps: what it accepts encodes
+// back to exactly the input, so one value has one encoding.
+func roundTrips(t *testing.T, in []byte, v any) {
+	t.Helper()
+	out, _, err := Encode(v)
+	if err != nil {
+		t.Fatalf("accepted %x but cannot encode it: %v", in, err)
+	}
+	if !bytes.Equal(out, in) {
+		t.Fatalf("accepted %x, which encodes to %x", in, out)
+	}
+}
+
+func FuzzDecodeTx(f *testing.F) {
+	for _, tx := range sampleTxs(f) {
+		b, _ := EncodeTx(tx)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		tx, err := DecodeTx(in)
+		if err != nil {
+			return
+		}
+		roundTrips(t, in, tx)
+		if err := tx.Validate(); err != nil {
+			t.Fatalf("decoded an invalid tx: %v", err)
+		}
+		tx.VerifySignatures() // must not panic, whatever the signers
+	})
+}
+
+func FuzzDecodeBlock(f *testing.F) {
+	b, _, _ := Encode(sampleBlock(f))
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		blk, err := DecodeBlock(in)
+		if err != nil {
+			return
+		}
+		roundTrips(t, in, blk)
+		blk.CID()
+	})
+}
+
+func FuzzDecodeVote(f *testing.F) {
+	sk, _ := testKey(f, 5)
+	sv, _ := SignVote(Vote{Chain: "c", Epoch: 1, View: 2, Seq: 3, Phase: PhaseCommit, Block: testRoot("b")}, sk)
+	b, _, _ := Encode(&sv)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		v, err := DecodeVote(in)
+		if err != nil {
+			return
+		}
+		roundTrips(t, in, v)
+		v.Verify()
+	})
+}
+
+func FuzzDecodeCommitCert(f *testing.F) {
+	sk, _ := testKey(f, 5)
+	sv, _ := SignVote(Vote{Chain: "c", Epoch: 1, View: 2, Seq: 3, Phase: PhaseCommit, Block: testRoot("b")}, sk)
+	b, _, _ := Encode(&CommitCert{Height: 3, View: 2, Block: testRoot("b"), Votes: []SignedVote{sv, sv}})
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := DecodeCommitCert(in)
+		if err != nil {
+			return
+		}
+		roundTrips(t, in, c)
+	})
+}
