@@ -2,6 +2,7 @@ package chain
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -31,6 +32,7 @@ func sampleGenesis(t testing.TB) *Genesis {
 	for i := byte(10); i < 14; i++ {
 		_, id := testKey(t, i)
 		g.Validators = append(g.Validators, Validator{PeerID: peerString(id), Addrs: []string{"/ip4/127.0.0.1/tcp/4040"}})
+		g.Members = append(g.Members, GenesisMember{PeerID: peerString(id), Role: "office", Name: fmt.Sprint("office-", i)})
 	}
 	_, a := testKey(t, 3)
 	_, b := testKey(t, 4)
@@ -164,6 +166,8 @@ func TestGenesisValidate(t *testing.T) {
 		{"threshold above m", func(g *Genesis) { g.Admins.Threshold = 3 }},
 		{"threshold zero", func(g *Genesis) { g.Admins.Threshold = 0 }},
 		{"bad peer", func(g *Genesis) { g.Validators[0].PeerID = "nope" }},
+		{"validator not a member", func(g *Genesis) { g.Members = g.Members[1:] }},
+		{"auditor validator", func(g *Genesis) { g.Members[0].Role = "auditor" }},
 		{"zero window", func(g *Genesis) { g.Params.ReplayWindow = 0 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

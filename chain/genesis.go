@@ -122,10 +122,22 @@ func (g *Genesis) Validate() error {
 		if err := check("member", m.PeerID); err != nil {
 			return err
 		}
+		if !validRole(m.Role) {
+			return fmt.Errorf("chain: genesis member %s has role %q", m.PeerID, m.Role)
+		}
 	}
 	for _, k := range g.Admins.Keys {
 		if err := check("admin", k); err != nil {
 			return err
+		}
+	}
+	roles := map[string]string{}
+	for _, m := range g.Members {
+		roles[m.PeerID] = m.Role
+	}
+	for _, v := range g.Validators {
+		if r := roles[v.PeerID]; r == "" || r == string(roleAuditor) {
+			return fmt.Errorf("chain: genesis validator %s is not a member of a validating role", v.PeerID)
 		}
 	}
 	if g.Admins.Threshold < 1 || g.Admins.Threshold > len(g.Admins.Keys) || len(g.Admins.Keys) > MaxSigs {

@@ -325,6 +325,9 @@ func (t *Tx) validateBody() error {
 		if m.Op != MemberAdd && m.Op != MemberRemove && m.Op != MemberRole || len(m.Name) > maxNameLength {
 			return errors.New("chain: member tx with a bad op or name")
 		}
+		if m.Op != MemberRemove && !validRole(m.Role) {
+			return fmt.Errorf("chain: member tx with role %q", m.Role)
+		}
 		return peerOK("member", m.Peer)
 	case KindParams:
 		return b.Params.Validate()

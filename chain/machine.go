@@ -1,0 +1,455 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+
+	"auditnet/internal/dagcbor"
+)
+
+// Outcome codes: what a transaction (or a deadline) executed to. Every
+// outcome goes into the block's results root, so a receipt proves it.
+const (
+	OutcomeOK             = "ok"
+	OutcomeNoop           = "no-op"
+	OutcomeAuthorised     = "authorised"
+	OutcomeDenied         = "denied"
+	OutcomeServed         = "served"
+	OutcomeUnacknowledged = "unacknowledged"
+	OutcomeNonService     = "non-service"
+)
+
+// Reasons an access request is denied (DESIGN.md, a fixed set).
+const (
+	ReasonNotAuditor  = "not-auditor"
+	ReasonNotAnchored = "not-anchored"
+	ReasonNotHolder   = "not-holder"
+	ReasonNoGrant     = "no-grant"
+	ReasonExpired     = "expired"
+	ReasonRevoked     = "revoked"
+	ReasonRateLimited = "rate-limited"
+)
+
+// Outcome is one entry of a block's results.
+type Outcome struct {
+	Tx     dagcbor.Link `cbor:"tx"`
+	Code   string       `cbor:"code"`
+	Reason string       `cbor:"reason,omitempty"`
+}
+
+// ResultsRoot is the RFC 6962 root over the outcomes' encodings.
+func ResultsRoot(outcomes []Outcome) ([]byte, error) {
+	leaves := make([][]byte, len(outcomes))
+	for i := range outcomes {
+		b, _, err := Encode(&outcomes[i])
+		if err != nil {
+			return nil, err
+		}
+		leaves[i] = b
+	}
+	return MerkleRoot(leaves), nil
+}
+
+// ErrInvalidTx is wrapped by Check's refusals: such a transaction is never
+// put in a block, and a block holding one is rejected.
+var ErrInvalidTx = errors.New("chain: invalid transaction")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidTx, fmt.Sprintf(format, args...))
+}
+
+// Machine executes transactions against the state. It is deterministic:
+// it reads only the state, the transactions, and the height and time of
+// the block being executed.
+type Machine struct {
+	state     State
+	chain     string
+	admins    map[string]bool
+	threshold int
+}
+
+// NewMachine returns the machine of the chain g describes over s; an empty
+// state is given g's members and parameters.
+func NewMachine(g *Genesis, s State) (*Machine, error) {
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Machine{state: s, chain: g.ChainID, admins: map[string]bool{}, threshold: g.Admins.Threshold}
+	for _, k := range g.Admins.Keys {
+		id, _ := decodePeer(k)
+		m.admins[string(id)] = true
+	}
+	if _, ok := s.Get(paramsKey); ok {
+		return m, nil
+	}
+	if err := putRecord(s, paramsKey, &g.Params); err != nil {
+		return nil, err
+	}
+	validators := map[string]bool{}
+	for _, v := range g.Validators {
+		validators[v.PeerID] = true
+	}
+	for _, gm := range g.Members {
+		id, _ := decodePeer(gm.PeerID)
+		rec := MemberRecord{Role: gm.Role, Name: gm.Name, Validator: validators[gm.PeerID]}
+		if err := putRecord(s, memberKey(id), &rec); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Params returns the parameters in force.
+func (m *Machine) Params() (Params, error) {
+	var p Params
+	if ok, err := getRecord(m.state, paramsKey, &p); err != nil || !ok {
+		return p, fmt.Errorf("chain: no params in state: %w", err)
+	}
+	return p, nil
+}
+
+func (m *Machine) member(p []byte) (MemberRecord, bool, error) {
+	var r MemberRecord
+	ok, err := getRecord(m.state, memberKey(p), &r)
+	return r, ok, err
+}
+
+// Check decides whether tx may go into the block at height h: shape,
+// signatures, the replay window, and whether its sender may send it (the
+// roles table of DESIGN.md) against the current state.
+func (m *Machine) Check(tx *Tx, h uint64) error {
+	if err := tx.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidTx, err)
+	}
+	b := &tx.Body
+	if b.Chain != m.chain {
+		return invalid("tx for chain %q", b.Chain)
+	}
+	p, err := m.Params()
+	if err != nil {
+		return err
+	}
+	if b.Expires < h || b.Expires > h+p.ReplayWindow {
+		return invalid("tx expires at height %d, outside [%d, %d]", b.Expires, h, h+p.ReplayWindow)
+	}
+	id, err := tx.ID()
+	if err != nil {
+		return err
+	}
+	if _, seen := m.state.Get(seenKey(id)); seen {
+		return invalid("tx %s already committed", id)
+	}
+	if err := tx.VerifySignatures(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidTx, err)
+	}
+	if len(b.Sender) == 0 {
+		return m.checkAdmins(tx)
+	}
+	sender, ok, err := m.member(b.Sender)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return invalid("sender is not a member")
+	}
+	return m.checkNodeTx(tx, sender, h, p)
+}
+
+// checkAdmins requires threshold distinct admin signatures.
+func (m *Machine) checkAdmins(tx *Tx) error {
+	n := 0
+	for _, s := range tx.Sigs {
+		if !m.admins[string(s.Signer)] {
+			return invalid("signer is not an admin")
+		}
+		n++
+	}
+	if n < m.threshold {
+		return invalid("%d admin signatures, %d needed", n, m.threshold)
+	}
+	return nil
+}
+
+func (m *Machine) checkNodeTx(tx *Tx, sender MemberRecord, h uint64, p Params) error {
+	b := &tx.Body
+	role := sender.Role
+	switch b.Kind {
+	case KindAnchor:
+		if role != string(roleAgency) {
+			return invalid("a %s may not anchor", role)
+		}
+	case KindGrant:
+		if role != string(roleAgency) || string(b.Grant.Dataset.Owner) != string(b.Sender) {
+			return invalid("only the dataset's owner or admins grant")
+		}
+		var d DatasetRecord
+		if ok, err := getRecord(m.state, datasetKey(b.Grant.Dataset), &d); err != nil || !ok {
+			return invalid("grant on a dataset that is not anchored")
+		}
+	case KindRevoke:
+		var g GrantRecord
+		ok, err := getRecord(m.state, grantKey(b.Revoke.Dataset, b.Revoke.Auditor), &g)
+		if err != nil {
+			return err
+		}
+		if !ok || g.Revoked || string(g.Grantor) != string(b.Sender) {
+			return invalid("only the grantor or admins revoke a grant in force")
+		}
+	case KindAccess:
+		// Any member may ask; the state machine decides, and says why.
+	case KindServed:
+		return m.checkServed(tx, h, p)
+	case KindEvidence:
+		if role != string(roleDatacenter) && role != string(roleOffice) {
+			return invalid("a %s may not send evidence", role)
+		}
+		e := b.Evidence
+		if !Conflicts(&e.A, &e.B) || e.A.Vote.Chain != m.chain {
+			return invalid("evidence votes do not conflict")
+		}
+		if e.A.Verify() != nil || e.B.Verify() != nil {
+			return invalid("evidence vote signature")
+		}
+	default:
+		return invalid("a node may not send %s", b.Kind)
+	}
+	return nil
+}
+
+// checkServed accepts one Served per authorised request, from the
+// provider it names, within T blocks, for no more than the anchored size.
+func (m *Machine) checkServed(tx *Tx, h uint64, p Params) error {
+	sv := tx.Body.Served
+	var a AccessRecord
+	ok, err := getRecord(m.state, accessKey(sv.Request.Cid), &a)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		return invalid("served: no authorised request %s", sv.Request.Cid)
+	case a.Status != AccessAuthorised:
+		return invalid("served: request %s is %s", sv.Request.Cid, a.Status)
+	case string(a.Provider) != string(tx.Body.Sender):
+		return invalid("served: sent by another than the named provider")
+	case h > a.Height+p.AccessWindow:
+		return invalid("served: after the access window")
+	}
+	if sv.Ack == nil {
+		return nil
+	}
+	var d DatasetRecord
+	if ok, err := getRecord(m.state, datasetKey(a.Dataset), &d); err != nil || !ok {
+		return invalid("served: dataset gone")
+	}
+	if sv.Ack.Chain != m.chain || !sv.Ack.Request.Equals(sv.Request.Cid) || sv.Ack.Bytes > d.Size {
+		return invalid("served: acknowledgement does not match the request")
+	}
+	if err := VerifyAck(sv.Ack, a.Auditor); err != nil {
+		return invalid("served: acknowledgement: %v", err)
+	}
+	return nil
+}
+
+// Execute applies a block's transactions at height h and block time t
+// (ms). It first settles the deadlines falling due (accesses not served in
+// time become non-services; replay entries expire), then executes each
+// transaction, which must pass Check: a block holding an invalid one is
+// refused, and the caller discards the state it was applied to. It
+// returns every outcome, deadlines first, in order.
+func (m *Machine) Execute(h uint64, t int64, txs []Tx) ([]Outcome, error) {
+	p, err := m.Params()
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.settleDeadlines(h)
+	if err != nil {
+		return nil, err
+	}
+	for i := range txs {
+		tx := &txs[i]
+		if err := m.Check(tx, h); err != nil {
+			return nil, fmt.Errorf("tx %d: %w", i, err)
+		}
+		id, _ := tx.ID()
+		o, err := m.apply(tx, id, h, t, p)
+		if err != nil {
+			return nil, fmt.Errorf("tx %d: %w", i, err)
+		}
+		o.Tx = dagcbor.Link{Cid: id}
+		out = append(out, o)
+		if err := m.markSeen(id, tx.Body.Expires); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (m *Machine) markSeen(id cid.Cid, expires uint64) error {
+	m.state.Set(seenKey(id), nil)
+	return m.appendTx(heightKey("expiring/", expires), id)
+}
+
+func (m *Machine) appendTx(key []byte, id cid.Cid) error {
+	var l txList
+	if _, err := getRecord(m.state, key, &l); err != nil {
+		return err
+	}
+	l.IDs = append(l.IDs, dagcbor.Link{Cid: id})
+	return putRecord(m.state, key, &l)
+}
+
+func (m *Machine) settleDeadlines(h uint64) ([]Outcome, error) {
+	var out []Outcome
+	if h > 0 {
+		key := heightKey("expiring/", h-1)
+		var l txList
+		if _, err := getRecord(m.state, key, &l); err != nil {
+			return nil, err
+		}
+		for _, id := range l.IDs {
+			m.state.Delete(seenKey(id.Cid))
+		}
+		m.state.Delete(key)
+	}
+	key := heightKey("due/", h)
+	var due txList
+	if _, err := getRecord(m.state, key, &due); err != nil {
+		return nil, err
+	}
+	for _, id := range due.IDs {
+		var a AccessRecord
+		ok, err := getRecord(m.state, accessKey(id.Cid), &a)
+		if err != nil {
+			return nil, err
+		}
+		if ok && a.Status == AccessAuthorised {
+			a.Status = AccessNonService
+			if err := putRecord(m.state, accessKey(id.Cid), &a); err != nil {
+				return nil, err
+			}
+			out = append(out, Outcome{Tx: id, Code: OutcomeNonService})
+		}
+	}
+	m.state.Delete(key)
+	return out, nil
+}
+
+func (m *Machine) apply(tx *Tx, id cid.Cid, h uint64, t int64, p Params) (Outcome, error) {
+	b := &tx.Body
+	switch b.Kind {
+	case KindAnchor:
+		ds := Dataset{Owner: b.Sender, Root: b.Anchor.Root}
+		if _, exists := m.state.Get(datasetKey(ds)); exists {
+			return Outcome{Code: OutcomeNoop, Reason: "already anchored"}, nil
+		}
+		rec := DatasetRecord{Size: b.Anchor.Size, Name: b.Anchor.Name, Policy: b.Anchor.Policy, Height: h, Time: t}
+		return Outcome{Code: OutcomeOK}, putRecord(m.state, datasetKey(ds), &rec)
+	case KindGrant:
+		rec := GrantRecord{Grantor: b.Sender, Expires: b.Grant.Expires, Height: h}
+		return Outcome{Code: OutcomeOK}, putRecord(m.state, grantKey(b.Grant.Dataset, b.Grant.Auditor), &rec)
+	case KindRevoke:
+		key := grantKey(b.Revoke.Dataset, b.Revoke.Auditor)
+		var g GrantRecord
+		if ok, err := getRecord(m.state, key, &g); err != nil || !ok {
+			return Outcome{Code: OutcomeNoop, Reason: "no grant"}, err
+		}
+		g.Revoked = true
+		return Outcome{Code: OutcomeOK}, putRecord(m.state, key, &g)
+	case KindAccess:
+		return m.decideAccess(tx, id, h, t, p)
+	case KindServed:
+		key := accessKey(b.Served.Request.Cid)
+		var a AccessRecord
+		if _, err := getRecord(m.state, key, &a); err != nil {
+			return Outcome{}, err
+		}
+		a.Status = AccessServed
+		code := OutcomeServed
+		if b.Served.Ack == nil {
+			code = OutcomeUnacknowledged
+		}
+		return Outcome{Code: code}, putRecord(m.state, key, &a)
+	case KindMember:
+		return m.applyMember(b.Member)
+	case KindParams:
+		return Outcome{Code: OutcomeOK}, putRecord(m.state, paramsKey, b.Params)
+	case KindEvidence:
+		return Outcome{Code: OutcomeOK}, nil
+	}
+	return Outcome{}, fmt.Errorf("chain: no rule for %s", b.Kind)
+}
+
+// decideAccess executes an access request to authorised, or denied with
+// the first reason that applies.
+func (m *Machine) decideAccess(tx *Tx, id cid.Cid, h uint64, t int64, p Params) (Outcome, error) {
+	b := &tx.Body
+	a := b.Access
+	deny := func(reason string) (Outcome, error) { return Outcome{Code: OutcomeDenied, Reason: reason}, nil }
+	// Every request counts against the auditor's cap, denied or not.
+	rk := rateKey(b.Sender, h/p.ReplayWindow)
+	count := uint64(0)
+	if raw, ok := m.state.Get(rk); ok && len(raw) == 8 {
+		count = uint64FromBytes(raw)
+	}
+	m.state.Set(rk, uint64Bytes(count+1))
+	sender, _, err := m.member(b.Sender)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if sender.Role != string(roleAuditor) {
+		return deny(ReasonNotAuditor)
+	}
+	if count >= p.MaxAccessPerWindow {
+		return deny(ReasonRateLimited)
+	}
+	var d DatasetRecord
+	if ok, err := getRecord(m.state, datasetKey(a.Dataset), &d); err != nil || !ok {
+		if err != nil {
+			return Outcome{}, err
+		}
+		return deny(ReasonNotAnchored)
+	}
+	if string(a.Provider) != string(a.Dataset.Owner) {
+		return deny(ReasonNotHolder)
+	}
+	if d.Policy == PolicyRestricted {
+		var g GrantRecord
+		ok, err := getRecord(m.state, grantKey(a.Dataset, b.Sender), &g)
+		switch {
+		case err != nil:
+			return Outcome{}, err
+		case !ok:
+			return deny(ReasonNoGrant)
+		case g.Revoked:
+			return deny(ReasonRevoked)
+		case g.Expires != 0 && g.Expires <= t:
+			return deny(ReasonExpired)
+		}
+	}
+	rec := AccessRecord{Auditor: b.Sender, Dataset: a.Dataset, Provider: a.Provider, Height: h, Status: AccessAuthorised}
+	if err := putRecord(m.state, accessKey(id), &rec); err != nil {
+		return Outcome{}, err
+	}
+	if err := m.appendTx(heightKey("due/", h+p.AccessWindow+1), id); err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{Code: OutcomeAuthorised}, nil
+}
+
+func (m *Machine) applyMember(mb *Member) (Outcome, error) {
+	key := memberKey(mb.Peer)
+	switch mb.Op {
+	case MemberRemove:
+		if _, ok := m.state.Get(key); !ok {
+			return Outcome{Code: OutcomeNoop, Reason: "not a member"}, nil
+		}
+		m.state.Delete(key)
+		return Outcome{Code: OutcomeOK}, nil
+	default:
+		rec := MemberRecord{Role: mb.Role, Name: mb.Name, Validator: mb.Validator}
+		return Outcome{Code: OutcomeOK}, putRecord(m.state, key, &rec)
+	}
+}

@@ -1,0 +1,145 @@
+package chain
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"auditnet/internal/dagcbor"
+)
+
+// State records: what the state machine keeps, each as canonical DAG-CBOR
+// under a key of its own. The blocks are the access log; the state holds
+// only what later transactions are decided against.
+
+// MemberRecord is a member of the network.
+type MemberRecord struct {
+	Role      string `cbor:"role"`
+	Name      string `cbor:"name"`
+	Validator bool   `cbor:"validator"`
+}
+
+// DatasetRecord is an anchored dataset.
+type DatasetRecord struct {
+	Size   uint64 `cbor:"size"`
+	Name   string `cbor:"name"`
+	Policy Policy `cbor:"policy"`
+	Height uint64 `cbor:"height"`
+	Time   int64  `cbor:"time"`
+}
+
+// GrantRecord is a grant in force.
+type GrantRecord struct {
+	// Grantor is the owner that granted it; empty for a grant by admins.
+	Grantor []byte `cbor:"grantor"`
+	Expires int64  `cbor:"expires"`
+	Height  uint64 `cbor:"height"`
+	// Revoked keeps a revoked grant, so a later request is denied as
+	// revoked rather than never granted.
+	Revoked bool `cbor:"revoked,omitempty"`
+}
+
+// Access states.
+const (
+	AccessAuthorised = "authorised"
+	AccessServed     = "served"
+	AccessNonService = "non-service"
+)
+
+// AccessRecord is an authorised access request, until it is served or
+// becomes a non-service.
+type AccessRecord struct {
+	Auditor  []byte  `cbor:"auditor"`
+	Dataset  Dataset `cbor:"dataset"`
+	Provider []byte  `cbor:"provider"`
+	Height   uint64  `cbor:"height"`
+	Status   string  `cbor:"status"`
+}
+
+// txList is a list of transaction IDs kept under one key (the accesses
+// falling due at a height, the replay entries expiring at one).
+type txList struct {
+	IDs []dagcbor.Link `cbor:"ids"`
+}
+
+func memberKey(p []byte) []byte { return append([]byte("member/"), p...) }
+
+func datasetKey(d Dataset) []byte {
+	k := append([]byte("dataset/"), lengthPrefixed(d.Owner)...)
+	return append(k, d.Root.Bytes()...)
+}
+
+func grantKey(d Dataset, auditor []byte) []byte {
+	k := append([]byte("grant/"), lengthPrefixed(d.Owner)...)
+	k = append(k, lengthPrefixed(d.Root.Bytes())...)
+	return append(k, auditor...)
+}
+
+func accessKey(id cid.Cid) []byte { return append([]byte("access/"), id.Bytes()...) }
+func seenKey(id cid.Cid) []byte   { return append([]byte("seen/"), id.Bytes()...) }
+
+func heightKey(prefix string, h uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(prefix), h)
+}
+
+func rateKey(auditor []byte, window uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte("rate/"), lengthPrefixed(auditor)...), window)
+}
+
+var paramsKey = []byte("params")
+
+func lengthPrefixed(b []byte) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(b))), b...)
+}
+
+// getRecord reads a record; ok is false if there is none.
+func getRecord(s State, key []byte, v any) (bool, error) {
+	raw, ok := s.Get(key)
+	if !ok {
+		return false, nil
+	}
+	if err := dagcbor.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("chain: state record %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func putRecord(s State, key []byte, v any) error {
+	raw, err := dagcbor.Marshal(v)
+	if err != nil {
+		return err
+	}
+	s.Set(key, raw)
+	return nil
+}
+
+// Roles, as DESIGN.md names them (node.Role spells the same strings).
+type role string
+
+const (
+	roleAgency     role = "agency"
+	roleDatacenter role = "datacenter"
+	roleOffice     role = "office"
+	roleAuditor    role = "auditor"
+)
+
+func validRole(r string) bool {
+	switch role(r) {
+	case roleAgency, roleDatacenter, roleOffice, roleAuditor:
+		return true
+	}
+	return false
+}
+
+func decodePeer(s string) ([]byte, error) {
+	id, err := peer.Decode(s)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(id), nil
+}
+
+func uint64Bytes(v uint64) []byte     { return binary.BigEndian.AppendUint64(nil, v) }
+func uint64FromBytes(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
