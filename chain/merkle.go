@@ -74,3 +74,17 @@ func VerifyInclusion(leaf []byte, index, size uint64, path [][]byte, root []byte
 	}
 	return nil
 }
+
+// TxRoot is the Merkle root of a block's transactions: the RFC 6962 root
+// over their canonical encodings, in block order.
+func TxRoot(txs []Tx) ([]byte, error) {
+	leaves := make([][]byte, len(txs))
+	for i := range txs {
+		b, err := EncodeTx(&txs[i])
+		if err != nil {
+			return nil, err
+		}
+		leaves[i] = b
+	}
+	return MerkleRoot(leaves), nil
+}

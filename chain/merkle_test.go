@@ -88,3 +88,28 @@ func flip(b []byte) []byte {
 	c[0] ^= 1
 	return c
 }
+
+// TestTxRootProvesEachTx checks that every transaction of a block has an
+// inclusion proof against the block's TxRoot, and a changed one has none.
+func TestTxRootProvesEachTx(t *testing.T) {
+	blk := sampleBlock(t)
+	root, err := TxRoot(blk.Txs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := make([][]byte, len(blk.Txs))
+	for i := range blk.Txs {
+		leaves[i], _ = EncodeTx(&blk.Txs[i])
+	}
+	for i := range leaves {
+		p, _ := InclusionProof(leaves, i)
+		if err := VerifyInclusion(leaves[i], uint64(i), uint64(len(leaves)), p, root); err != nil {
+			t.Fatal(err)
+		}
+		changed := append([]byte(nil), leaves[i]...)
+		changed[len(changed)-1] ^= 1
+		if err := VerifyInclusion(changed, uint64(i), uint64(len(leaves)), p, root); err == nil {
+			t.Fatal("a changed tx is proven")
+		}
+	}
+}

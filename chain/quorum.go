@@ -3,6 +3,7 @@ package chain
 import (
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/ipfs/go-cid"
 )
@@ -68,3 +69,17 @@ func VerifyCommitCert(cert *CommitCert, chainID string, epoch, height uint64, bl
 	}
 	return nil
 }
+
+// IDs returns the set's members in byte order.
+func (s ValidatorSet) IDs() [][]byte {
+	out := make([][]byte, 0, len(s.Members))
+	for id := range s.Members {
+		out = append(out, []byte(id))
+	}
+	sort.Slice(out, func(i, j int) bool { return string(out[i]) < string(out[j]) })
+	return out
+}
+
+// Hash commits to the set's members (not its epoch): the RFC 6962 root of
+// their peer IDs in byte order. Headers carry the next set's hash.
+func (s ValidatorSet) Hash() []byte { return MerkleRoot(s.IDs()) }

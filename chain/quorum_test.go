@@ -106,3 +106,18 @@ func TestVerifyCommitCert(t *testing.T) {
 		})
 	}
 }
+
+// TestValidatorSetHash checks that the set hash ignores insertion order
+// and the epoch, and changes with the members.
+func TestValidatorSetHash(t *testing.T) {
+	_, a := testKey(t, 1)
+	_, b := testKey(t, 2)
+	_, c := testKey(t, 3)
+	h1 := NewValidatorSet(1, a, b, c).Hash()
+	if string(h1) != string(NewValidatorSet(7, c, a, b).Hash()) {
+		t.Fatal("hash depends on order or epoch")
+	}
+	if string(h1) == string(NewValidatorSet(1, a, b).Hash()) {
+		t.Fatal("hash ignores a member")
+	}
+}
