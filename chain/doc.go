@@ -1,13 +1,19 @@
-// Package chain defines what auditnet's PBFT chain records and how it is
-// encoded: transactions (the kinds of DESIGN.md, each signed by its sender,
-// admin transactions by k of m admins), blocks and their headers, votes and
-// commit certificates, and the genesis. Every type is encoded as canonical
-// DAG-CBOR (internal/dagcbor), so one value has one encoding, one CID and
-// one signature, and any IPLD tool reads the chain. Signatures are made
-// over "auditnet/<type>/v1" followed by the canonical bytes of what is
-// signed, and every signed type carries the chain id.
+// Package chain defines what auditnet's PBFT chain records and decides:
 //
-// This package holds no state and does no I/O: the state machine, the
-// consensus core (chain/pbft) and the block store (chain/store) build on
-// it.
+//   - the types and their encoding: transactions of every kind in DESIGN.md
+//     (each signed by its sender's node key, admin transactions by k of m
+//     admins), votes, headers, blocks, commit certificates and the genesis,
+//     all canonical DAG-CBOR (internal/dagcbor), so that one value has one
+//     encoding, one CID and one signature, and any IPLD tool reads the
+//     chain; signatures cover "auditnet/<type>/v1" followed by the canonical
+//     bytes of what is signed, which carries the chain id;
+//   - RFC 6962 Merkle roots and inclusion proofs (merkle.go), quorums and
+//     commit-certificate verification (quorum.go);
+//   - the state (State, MemState: key-values under an authenticated root
+//     that an update rehashes in O(log n)) and the state machine (Machine:
+//     Check decides whether a transaction may enter a block, Execute
+//     applies a block and returns each outcome for the results root).
+//
+// It holds no goroutine and does no I/O. The consensus core (chain/pbft)
+// and the block store (chain/store) build on it.
 package chain
