@@ -18,9 +18,16 @@ import (
 	"auditnet/storage"
 )
 
+// fakeRoots holds the local roots; it also claims a fetched one, which must
+// never be announced.
 type fakeRoots []cid.Cid
 
-func (f fakeRoots) PinsOf(context.Context, storage.PinOrigin) ([]cid.Cid, error) { return f, nil }
+func (f fakeRoots) PinsOf(_ context.Context, origin storage.PinOrigin) ([]cid.Cid, error) {
+	if origin == storage.PinFetched {
+		return []cid.Cid{testCid("fetched")}, nil
+	}
+	return f, nil
+}
 
 // fakeDHT records announcements; it fails while down is set.
 type fakeDHT struct {
@@ -91,6 +98,11 @@ func TestReprovideScheduleSurvivesRestart(t *testing.T) {
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+		for _, c := range dht.provided {
+			if c.Equals(testCid("fetched")) {
+				t.Fatal("a fetched root was announced")
+			}
 		}
 		var st reprovideState
 		raw, _ := os.ReadFile(path)

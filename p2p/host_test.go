@@ -1,9 +1,11 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	noise "github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -106,6 +109,19 @@ func TestPrivateNetworkRunsTCPOnly(t *testing.T) {
 	if _, err := NewHost(HostConfig{Identity: mustKey(t), ListenAddrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/udp/0/quic-v1")}, SwarmKey: key, Members: members}); err == nil {
 		t.Fatal("a private host with only a QUIC address started")
 	}
+	// It says so at start.
+	var log bytes.Buffer
+	h, err := NewHost(HostConfig{
+		Identity: mustKey(t), SwarmKey: key, Members: members, Logger: slog.New(slog.NewTextHandler(&log, nil)),
+		ListenAddrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0"), ma.StringCast("/ip4/127.0.0.1/udp/0/quic-v1")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if !strings.Contains(log.String(), "TCP only") {
+		t.Fatalf("start log does not say the host runs TCP only: %q", log.String())
+	}
 }
 
 func mustKey(t *testing.T) crypto.PrivKey {
@@ -134,6 +150,13 @@ func TestHostOptions(t *testing.T) {
 	defer h.Close()
 	if addrs := h.Addrs(); len(addrs) != 1 || !addrs[0].Equal(announce) {
 		t.Fatalf("announced %v, want %v", addrs, announce)
+	}
+	cm, ok := h.ConnManager().(*connmgr.BasicConnMgr)
+	if !ok {
+		t.Fatalf("connection manager %T, want go-libp2p's basic one", h.ConnManager())
+	}
+	if info := cm.GetInfo(); info.LowWater != 100 || info.HighWater != 400 {
+		t.Fatalf("connection manager watermarks %d/%d, want the defaults 100/400", info.LowWater, info.HighWater)
 	}
 	for _, p := range h.Mux().Protocols() {
 		if strings.Contains(string(p), "relay") || strings.Contains(string(p), "dcutr") || strings.Contains(string(p), "autonat") {

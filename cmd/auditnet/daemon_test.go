@@ -81,10 +81,11 @@ func startDaemon(t *testing.T, repo string) *daemonProc {
 	return d
 }
 
-// stop sends SIGTERM and checks that the daemon exits cleanly.
-func (d *daemonProc) stop(t *testing.T) {
+// stop sends sig (SIGINT or SIGTERM) and checks that the daemon exits
+// cleanly.
+func (d *daemonProc) stop(t *testing.T, sig os.Signal) {
 	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Process.Signal(sig)
 	select {
 	case err := <-d.exited:
 		d.exited <- err
@@ -92,7 +93,7 @@ func (d *daemonProc) stop(t *testing.T) {
 			t.Fatalf("daemon exit: %v\n%s", err, d.out)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("daemon did not stop on SIGTERM\n%s", d.out)
+		t.Fatalf("daemon did not stop on %v\n%s", sig, d.out)
 	}
 }
 
@@ -160,10 +161,18 @@ func TestDaemonThroughCLI(t *testing.T) {
 	if peers := mustCLI(t, "--repo", auditor, "swarm", "peers"); !strings.Contains(peers, agencyID) {
 		t.Fatalf("swarm peers: %q", peers)
 	}
+	if out := mustCLI(t, "--repo", auditor, "swarm", "connect", id.Addresses[0]); !strings.Contains(out, "connected") {
+		t.Fatalf("swarm connect: %q", out)
+	}
+	stranger := filepath.Join(dir, "stranger")
+	mustCLI(t, "--repo", stranger, "init", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+	strangerID := strings.TrimSpace(mustCLI(t, "--repo", stranger, "config", "Identity.PeerID"))
+	addr := strings.TrimSuffix(id.Addresses[0], agencyID) + strangerID
+	failCLI(t, "gater disallows", "--repo", auditor, "swarm", "connect", addr)
 	failCLI(t, "no provider", "--repo", auditor, "cat", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
 
-	b.stop(t)
-	a.stop(t)
+	b.stop(t, syscall.SIGINT)
+	a.stop(t, syscall.SIGTERM)
 	if _, err := os.Stat(filepath.Join(agency, "api")); !os.IsNotExist(err) {
 		t.Fatalf("api file left after stop: %v", err)
 	}
