@@ -351,10 +351,10 @@ func (d *Daemon) held(ctx context.Context, root cid.Cid) (bool, error) {
 // dataset, else fetched from the network, verified as it streams.
 func (d *Daemon) Cat(ctx context.Context, ref Ref, w io.Writer) error {
 	held, err := d.held(ctx, ref.Root)
-	if err != nil || held {
-		if err != nil {
-			return err
-		}
+	if err != nil {
+		return err
+	}
+	if held {
 		return d.repo.Cat(ctx, ref, w)
 	}
 	opts, err := d.fetchOptions(ctx, ref.Root)

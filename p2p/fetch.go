@@ -295,7 +295,6 @@ func (s *FetchService) resolveLinkPaths(ctx context.Context, root cid.Cid, paths
 	if len(paths) == 0 {
 		return []target{{c: root, path: []int{}}}, nil
 	}
-	g := storeGetter{s.cfg.Store}
 	// Consecutive paths mostly share a parent: keep the last one's links.
 	var (
 		lastKey   string
@@ -318,7 +317,7 @@ func (s *FetchService) resolveLinkPaths(ctx context.Context, root cid.Cid, paths
 			c := root
 			var err error
 			for depth, i := range lp[:len(lp)-1] {
-				if links, _, err = s.linksOf(ctx, g, c); err != nil {
+				if links, _, err = s.linksOf(ctx, c); err != nil {
 					return nil, err
 				}
 				if i >= len(links) {
@@ -326,7 +325,7 @@ func (s *FetchService) resolveLinkPaths(ctx context.Context, root cid.Cid, paths
 				}
 				c = links[i]
 			}
-			if links, sizes, err = s.linksOf(ctx, g, c); err != nil {
+			if links, sizes, err = s.linksOf(ctx, c); err != nil {
 				return nil, err
 			}
 			lastKey, lastLinks, lastSizes, haveLast = parentKey, links, sizes, true
@@ -340,8 +339,8 @@ func (s *FetchService) resolveLinkPaths(ctx context.Context, root cid.Cid, paths
 	return out, nil
 }
 
-func (s *FetchService) linksOf(ctx context.Context, g storeGetter, c cid.Cid) ([]cid.Cid, []uint64, error) {
-	b, err := g.Get(ctx, c)
+func (s *FetchService) linksOf(ctx context.Context, c cid.Cid) ([]cid.Cid, []uint64, error) {
+	b, err := s.cfg.Store.Get(ctx, c)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", c, err)
 	}

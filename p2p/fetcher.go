@@ -126,9 +126,10 @@ type session struct {
 }
 
 // open sends a request to p and reads the provider's reply and the CAR
-// header. budget is the declared size of the targets, or 0 if it is to be
-// taken from the first block (the root).
-func (f *Fetcher) open(ctx context.Context, p peer.ID, root cid.Cid, scope Scope, opts FetchOptions, budget uint64) (*session, error) {
+// header. targets are what the scope's link paths lead to (none for a path
+// scope); their declared sizes are the stream's byte budget, completed by
+// the first block's when the first target's size is unknown (the root).
+func (f *Fetcher) open(ctx context.Context, p peer.ID, root cid.Cid, scope Scope, opts FetchOptions, targets []target) (*session, error) {
 	nonce := make([]byte, nonceSize)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
@@ -154,9 +155,13 @@ func (f *Fetcher) open(ctx context.Context, p peer.ID, root cid.Cid, scope Scope
 	if err != nil {
 		return nil, fmt.Errorf("open fetch stream to %s: %w", p, err)
 	}
+	budget, known := budgetOf(targets)
 	s := &session{
 		f: f, p: p, st: st, stop: context.AfterFunc(ctx, func() { st.Reset() }),
 		root: root, maxBytes: opts.MaxBytes, budget: budget, open: budget == 0,
+	}
+	if s.open {
+		s.pending = known
 	}
 	fail := func(err error) (*session, error) {
 		s.stop()
@@ -374,13 +379,12 @@ func (f *Fetcher) Cat(ctx context.Context, root cid.Cid, path string, w io.Write
 	var lastErr error
 	for _, p := range opts.Providers {
 		scope := Scope{Path: path}
-		var budget uint64
+		var targets []target
 		if started {
-			scope = Scope{Links: linkPaths(remaining)}
-			budget, _ = budgetOf(remaining)
+			scope, targets = Scope{Links: linkPaths(remaining)}, remaining
 		}
 		stats.Requests++
-		s, err := f.open(ctx, p, root, scope, opts, budget)
+		s, err := f.open(ctx, p, root, scope, opts, targets)
 		if err != nil {
 			if ctx.Err() != nil {
 				return stats, ctx.Err()
@@ -388,9 +392,6 @@ func (f *Fetcher) Cat(ctx context.Context, root cid.Cid, path string, w io.Write
 			stats.drop(p, err)
 			lastErr = err
 			continue
-		}
-		if started {
-			_, s.pending = budgetOf(remaining)
 		}
 		tr := newTraversal(scope, s.get, visit)
 		if !started {

@@ -114,7 +114,7 @@ func (g *getRun) resolve(ctx context.Context, path string) (target, error) {
 	if path == "" {
 		return target{c: g.root, path: []int{}}, nil
 	}
-	local := storeGetter{g.f.cfg.Store}
+	local := g.f.cfg.Store
 	n, indices, err := unixfs.ResolveLinks(ctx, local, g.root, path)
 	if err == nil {
 		return target{c: n.Cid, path: indices}, nil
@@ -298,19 +298,12 @@ func (g *getRun) fetchAll(ctx context.Context, chunks [][]target, depth int) err
 // stream runs one request to p: run drives the traversal, whose blocks go
 // to the store as they are verified.
 func (g *getRun) stream(ctx context.Context, p peer.ID, scope Scope, targets []target, run func(*traversal) error) error {
-	budget, known := budgetOf(targets)
-	if len(targets) == 0 {
-		budget, known = 0, 0
-	}
 	g.mu.Lock()
 	g.stats.Requests++
 	g.mu.Unlock()
-	s, err := g.f.open(ctx, p, g.root, scope, g.opts, budget)
+	s, err := g.f.open(ctx, p, g.root, scope, g.opts, targets)
 	if err != nil {
 		return err
-	}
-	if budget == 0 && len(targets) > 0 {
-		s.pending = known
 	}
 	s.onBlock = g.sw.put
 	tr := newTraversal(scope, s.get, func(cid.Cid, []byte) error { return nil })

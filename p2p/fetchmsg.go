@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/internal/dagcbor"
+	"auditnet/storage/car"
 )
 
 // FetchProtocol is the protocol ID of the verified fetch.
@@ -236,6 +237,8 @@ type carHeader struct {
 	Version int            `cbor:"version"`
 }
 
+// encodeCarHeader is the header the provider sends: storage/car's, so a
+// fetch stream is byte for byte a CAR that `dag export` would write.
 func encodeCarHeader(root cid.Cid) ([]byte, error) {
-	return dagcbor.Marshal(carHeader{Roots: []dagcbor.Link{{Cid: root}}, Version: 1})
+	return car.EncodeHeader([]cid.Cid{root}), nil
 }

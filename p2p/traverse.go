@@ -19,7 +19,7 @@ import (
 // basic directory switches to a HAMT before ~7,100 entries; a DAG whose
 // nodes break these is refused by both ends.
 const (
-	maxBlockSize = 2 << 20
+	maxBlockSize = storage.MaxBlockSize
 	maxLinks     = 8192
 	maxDAGDepth  = 64
 )
@@ -203,21 +203,7 @@ func cumulativeSize(c cid.Cid, block []byte) (uint64, error) {
 
 // checkBlock checks that block hashes to c.
 func checkBlock(c cid.Cid, block []byte) error {
-	dh, err := mh.Decode(c.Hash())
-	if err != nil {
-		return protocolError("CID %s: %v", c, err)
-	}
-	if dh.Code == mh.IDENTITY {
-		if string(dh.Digest) != string(block) {
-			return protocolError("identity block %s does not match its CID", c)
-		}
-		return nil
-	}
-	sum, err := mh.Sum(block, dh.Code, dh.Length)
-	if err != nil {
-		return protocolError("hash %s: %v", c, err)
-	}
-	if string(sum) != string(c.Hash()) {
+	if err := storage.VerifyBlock(c, block); err != nil {
 		return protocolError("block %s does not hash to its CID", c)
 	}
 	return nil
@@ -242,13 +228,3 @@ type getterFunc func(ctx context.Context, c cid.Cid) ([]byte, error)
 func (f getterFunc) Get(ctx context.Context, c cid.Cid) ([]byte, error) { return f(ctx, c) }
 
 var _ unixfs.Getter = getterFunc(nil)
-
-// storeGetter reads verified blocks from a store.
-type storeGetter struct{ s *storage.Store }
-
-func (g storeGetter) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
-	if b, ok := identityBlock(c); ok {
-		return b, nil
-	}
-	return g.s.Get(ctx, c)
-}

@@ -95,7 +95,7 @@ func (s *Store) mark(ctx context.Context) (map[string]struct{}, error) {
 			}
 			data, err := s.read(c.Hash())
 			if err == nil {
-				err = verifyBlock(c, data)
+				err = VerifyBlock(c, data)
 			}
 			if errors.Is(err, ErrNotFound) {
 				return nil, fmt.Errorf("gc: pinned %w; nothing was deleted (run repo verify)", &IncompleteError{Root: root, Missing: c})

@@ -459,7 +459,7 @@ func (s *Store) getVerified(c cid.Cid, buf []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("get %s: %w", c, err)
 		}
-		verr := verifyBlock(c, data)
+		verr := VerifyBlock(c, data)
 		if verr == nil {
 			return data, nil
 		}
@@ -526,7 +526,7 @@ func (s *Store) readLocation(loc location, buf []byte) ([]byte, error) {
 }
 
 // verifyBlock checks that data hashes to c.
-func verifyBlock(c cid.Cid, data []byte) error {
+func VerifyBlock(c cid.Cid, data []byte) error {
 	ok, err := hashMatches(c.Hash(), data)
 	if err != nil {
 		return &CorruptError{Cid: c, Reason: err.Error()}
@@ -561,7 +561,7 @@ func isIdentity(c cid.Cid) bool {
 // Put stores one block, checking first that it hashes to c, and returns
 // once it is durable.
 func (s *Store) Put(ctx context.Context, c cid.Cid, data []byte) error {
-	if err := verifyBlock(c, data); err != nil {
+	if err := VerifyBlock(c, data); err != nil {
 		return err
 	}
 	w, err := s.NewWriter()

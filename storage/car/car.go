@@ -54,9 +54,17 @@ func Export(ctx context.Context, w io.Writer, s *storage.Store, root cid.Cid) er
 	return nil
 }
 
-// header returns the length-prefixed DAG-CBOR header {roots, version: 1}.
-// DAG-CBOR orders map keys by length, so "roots" comes before "version".
+// header returns the length-prefixed CAR v1 header.
 func header(roots []cid.Cid) []byte {
+	h := EncodeHeader(roots)
+	out := binary.AppendUvarint(nil, uint64(len(h)))
+	return append(out, h...)
+}
+
+// EncodeHeader returns a CAR v1 header, {roots, version: 1} in canonical
+// DAG-CBOR, without its length prefix (the fetch protocol frames it).
+// DAG-CBOR orders map keys by length, so "roots" comes before "version".
+func EncodeHeader(roots []cid.Cid) []byte {
 	var h []byte
 	h = cborHead(h, 5, 2) // map of two entries
 	h = cborHead(h, 3, 5)
@@ -70,9 +78,7 @@ func header(roots []cid.Cid) []byte {
 	}
 	h = cborHead(h, 3, 7)
 	h = append(h, "version"...)
-	h = cborHead(h, 0, 1)
-	out := binary.AppendUvarint(nil, uint64(len(h)))
-	return append(out, h...)
+	return cborHead(h, 0, 1)
 }
 
 // cborHead appends a CBOR initial byte and argument in the shortest form.
