@@ -114,6 +114,7 @@ type InitOptions struct {
 
 // defaultConfig is what init writes.
 func defaultConfig(opts InitOptions, id peer.ID) Config {
+	lim := p2p.DefaultLimits()
 	c := Config{
 		Version:  ConfigVersion,
 		Role:     opts.Role,
@@ -126,11 +127,15 @@ func defaultConfig(opts InitOptions, id peer.ID) Config {
 		},
 		Bootstrap: []string{},
 		Members:   []string{},
-		Fetch:     FetchConfig{Allow: []string{"*"}, MaxConcurrent: 32, MaxPerPeer: 8, Freshness: "2m"},
+		Fetch: FetchConfig{
+			Allow: []string{"*"}, MaxConcurrent: p2p.DefaultMaxConcurrent, MaxPerPeer: p2p.DefaultMaxPerPeer,
+			Freshness: p2p.DefaultFreshness.String(),
+		},
 		Reprovide: ReprovideConfig{Interval: "12h"},
 		Limits: LimitsConfig{
-			MaxConns: 512, MaxConnsPerPeer: 8, MaxStreams: 4096, MaxStreamsPerPeer: 512,
-			MaxMemoryMiB: 1024, ConnLow: 100, ConnHigh: 400,
+			MaxConns: lim.MaxConns, MaxConnsPerPeer: lim.MaxConnsPerPeer, MaxStreams: lim.MaxStreams,
+			MaxStreamsPerPeer: lim.MaxStreamsPerPeer, MaxMemoryMiB: int(lim.MaxMemory >> 20),
+			ConnLow: lim.ConnLow, ConnHigh: lim.ConnHigh,
 		},
 	}
 	if c.Network == "" {
@@ -237,7 +242,7 @@ func (c *Config) Parse() (NetConfig, error) {
 		bad("Fetch.MaxPerPeer", errors.New("negative"))
 	}
 	var err error
-	if n.Freshness, err = parseDuration(c.Fetch.Freshness, 2*time.Minute); err != nil {
+	if n.Freshness, err = parseDuration(c.Fetch.Freshness, p2p.DefaultFreshness); err != nil {
 		bad("Fetch.Freshness", err)
 	}
 	if n.Reprovide, err = parseDuration(c.Reprovide.Interval, 12*time.Hour); err != nil {

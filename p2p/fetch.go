@@ -34,6 +34,13 @@ type AllowAll struct{}
 // Authorize implements Authorizer.
 func (AllowAll) Authorize(context.Context, *FetchRequest) error { return nil }
 
+// Defaults of FetchServiceConfig.
+const (
+	DefaultFreshness     = 2 * time.Minute
+	DefaultMaxConcurrent = 32
+	DefaultMaxPerPeer    = 8
+)
+
 // FetchServiceConfig configures NewFetchService.
 type FetchServiceConfig struct {
 	Host       host.Host
@@ -74,13 +81,13 @@ func NewFetchService(cfg FetchServiceConfig) (*FetchService, error) {
 		return nil, errors.New("p2p: fetch service needs a host, a store, an authorizer and a network id")
 	}
 	if cfg.Freshness == 0 {
-		cfg.Freshness = 2 * time.Minute
+		cfg.Freshness = DefaultFreshness
 	}
 	if cfg.MaxConcurrent == 0 {
-		cfg.MaxConcurrent = 32
+		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
 	if cfg.MaxPerPeer == 0 {
-		cfg.MaxPerPeer = 8
+		cfg.MaxPerPeer = DefaultMaxPerPeer
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 30 * time.Second

@@ -38,6 +38,9 @@ type Limits struct {
 	ConnLow, ConnHigh int
 }
 
+// DefaultLimits are the limits a zero Limits stands for.
+func DefaultLimits() Limits { return Limits{}.withDefaults() }
+
 func (l Limits) withDefaults() Limits {
 	def := func(v *int, d int) {
 		if *v == 0 {
