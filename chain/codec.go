@@ -57,3 +57,14 @@ func signingBytes(tag string, v any) ([]byte, error) {
 	}
 	return append([]byte(tag), b...), nil
 }
+
+// SigningBytes is what a signature of a type with domain tag tag covers:
+// the tag, then v's canonical DAG-CBOR bytes (DESIGN.md, "Domain
+// separation").
+func SigningBytes(tag string, v any) ([]byte, error) { return signingBytes(tag, v) }
+
+// VerifyBy checks sig over msg by the Ed25519 key in the peer ID signer.
+func VerifyBy(signer, msg, sig []byte) error { return verifyBy(signer, msg, sig) }
+
+// Decode decodes canonical DAG-CBOR bytes of at most limit bytes into v.
+func Decode(b []byte, limit int, v any) error { return decode(b, limit, v) }

@@ -68,7 +68,19 @@ type Machine struct {
 	chain     string
 	admins    map[string]bool
 	threshold int
+	// verified, if set, tells of transactions whose signatures the caller
+	// has already verified, so that each is verified once per node.
+	verified func(*Tx) bool
 }
+
+// SkipVerified makes Check trust the signatures of the transactions for
+// which verified returns true; the caller verified those already (with
+// VerifySignatures) and keys them by their whole encoding, signatures
+// included.
+func (m *Machine) SkipVerified(verified func(*Tx) bool) { m.verified = verified }
+
+// Member returns the member record of a peer, if it is a member.
+func (m *Machine) Member(p []byte) (MemberRecord, bool, error) { return m.member(p) }
 
 // NewMachine returns the machine of the chain g describes over s; an empty
 // state is given g's members and parameters.
@@ -85,6 +97,9 @@ func NewMachine(g *Genesis, s State) (*Machine, error) {
 		return m, nil
 	}
 	if err := putRecord(s, paramsKey, &g.Params); err != nil {
+		return nil, err
+	}
+	if err := initValidators(s, g); err != nil {
 		return nil, err
 	}
 	validators := map[string]bool{}
@@ -141,8 +156,10 @@ func (m *Machine) Check(tx *Tx, h uint64) error {
 	if _, seen := m.state.Get(seenKey(id)); seen {
 		return invalid("tx %s already committed", id)
 	}
-	if err := tx.VerifySignatures(); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidTx, err)
+	if m.verified == nil || !m.verified(tx) {
+		if err := tx.VerifySignatures(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidTx, err)
+		}
 	}
 	if len(b.Sender) == 0 {
 		return m.checkAdmins(tx)
@@ -168,6 +185,9 @@ func (m *Machine) checkAdmins(tx *Tx) error {
 	}
 	if n < m.threshold {
 		return invalid("%d admin signatures, %d needed", n, m.threshold)
+	}
+	if mb := tx.Body.Member; mb != nil {
+		return m.checkValidatorChange(mb)
 	}
 	return nil
 }
@@ -260,31 +280,52 @@ func (m *Machine) checkServed(tx *Tx, h uint64, p Params) error {
 // refused, and the caller discards the state it was applied to. It
 // returns every outcome, deadlines first, in order.
 func (m *Machine) Execute(h uint64, t int64, txs []Tx) ([]Outcome, error) {
+	_, out, err := m.run(h, t, txs, false)
+	return out, err
+}
+
+// Build is Execute for a proposer: transactions that fail Check are left
+// out instead of failing the block. It returns the transactions included
+// and the outcomes.
+func (m *Machine) Build(h uint64, t int64, txs []Tx) ([]Tx, []Outcome, error) {
+	return m.run(h, t, txs, true)
+}
+
+func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Outcome, error) {
 	p, err := m.Params()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out, err := m.settleDeadlines(h)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	included := txs[:0:0]
 	for i := range txs {
 		tx := &txs[i]
 		if err := m.Check(tx, h); err != nil {
-			return nil, fmt.Errorf("tx %d: %w", i, err)
+			if skipInvalid && errors.Is(err, ErrInvalidTx) {
+				continue
+			}
+			return nil, nil, fmt.Errorf("tx %d: %w", i, err)
 		}
 		id, _ := tx.ID()
 		o, err := m.apply(tx, id, h, t, p)
 		if err != nil {
-			return nil, fmt.Errorf("tx %d: %w", i, err)
+			return nil, nil, fmt.Errorf("tx %d: %w", i, err)
 		}
 		o.Tx = dagcbor.Link{Cid: id}
 		out = append(out, o)
 		if err := m.markSeen(id, tx.Body.Expires); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		included = append(included, *tx)
 	}
-	return out, nil
+	p, err = m.Params() // a Params transaction takes effect from the next block
+	if err != nil {
+		return nil, nil, err
+	}
+	return included, out, m.advanceEpoch(h, p)
 }
 
 func (m *Machine) markSeen(id cid.Cid, expires uint64) error {
@@ -326,6 +367,7 @@ func (m *Machine) settleDeadlines(h uint64) ([]Outcome, error) {
 			return nil, err
 		}
 		if ok && a.Status == AccessAuthorised {
+			m.addOpen(-1)
 			a.Status = AccessNonService
 			if err := putRecord(m.state, accessKey(id.Cid), &a); err != nil {
 				return nil, err
@@ -367,13 +409,14 @@ func (m *Machine) apply(tx *Tx, id cid.Cid, h uint64, t int64, p Params) (Outcom
 			return Outcome{}, err
 		}
 		a.Status = AccessServed
+		m.addOpen(-1)
 		code := OutcomeServed
 		if b.Served.Ack == nil {
 			code = OutcomeUnacknowledged
 		}
 		return Outcome{Code: code}, putRecord(m.state, key, &a)
 	case KindMember:
-		return m.applyMember(b.Member)
+		return m.applyMember(b.Member, h)
 	case KindParams:
 		return Outcome{Code: OutcomeOK}, putRecord(m.state, paramsKey, b.Params)
 	case KindEvidence:
@@ -436,10 +479,14 @@ func (m *Machine) decideAccess(tx *Tx, id cid.Cid, h uint64, t int64, p Params) 
 	if err := m.appendTx(heightKey("due/", h+p.AccessWindow+1), id); err != nil {
 		return Outcome{}, err
 	}
+	m.addOpen(1)
 	return Outcome{Code: OutcomeAuthorised}, nil
 }
 
-func (m *Machine) applyMember(mb *Member) (Outcome, error) {
+func (m *Machine) applyMember(mb *Member, h uint64) (Outcome, error) {
+	if err := m.noteValidatorChange(mb, h); err != nil {
+		return Outcome{}, err
+	}
 	key := memberKey(mb.Peer)
 	switch mb.Op {
 	case MemberRemove:

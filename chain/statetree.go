@@ -15,36 +15,54 @@ type State interface {
 	Delete(key []byte)
 	// Root is the authenticated root of the current contents.
 	Root() [32]byte
+	// Clone returns an independent copy: later writes to either are not
+	// seen by the other. Consensus executes a proposed block on a clone of
+	// the committed state and keeps the clone if the block commits.
+	Clone() State
 }
 
-// MemState is a State in memory: a map for the values and a compressed
-// binary Merkle trie (a Patricia trie over SHA-256(key), with inner nodes
-// only where keys branch) for the root. An update rehashes only the path
-// from its leaf to the root, O(log n) nodes for n keys, and the root
-// depends only on the contents, never on the order of updates.
+// MemState is a State in memory: a compressed binary Merkle trie (a
+// Patricia trie over SHA-256(key), with inner nodes only where keys
+// branch) whose leaves hold the keys and values. An update copies and
+// rehashes only the path from its leaf to the root, O(log n) nodes for n
+// keys; nodes are never changed once built, so Clone is O(1) and a clone
+// and its original share every node neither has changed since. The root
+// depends only on the contents, never on the order of updates. A MemState
+// is not safe for concurrent use; clones may be used concurrently with
+// each other only if neither is written.
 //
 // Hashes: a leaf is SHA-256(0x00 ‖ SHA-256(key) ‖ SHA-256(value)), an
 // inner node SHA-256(0x01 ‖ left ‖ right), the empty state 32 zero bytes.
 type MemState struct {
-	values map[string][]byte
-	root   *trieNode
+	root *trieNode
+	size int
 	// hashed counts node hashes computed, for tests of the update cost.
 	hashed int
 }
 
 // NewMemState returns an empty state.
-func NewMemState() *MemState { return &MemState{values: make(map[string][]byte)} }
+func NewMemState() *MemState { return &MemState{} }
+
+// Clone implements State.
+func (s *MemState) Clone() State { c := *s; return &c }
+
+// Len is the number of keys.
+func (s *MemState) Len() int { return s.size }
 
 type trieNode struct {
-	// A leaf: its key and value hashes.
+	// A leaf: its key, value and their hashes.
 	leaf       bool
-	key, value [32]byte
+	keyHash    [32]byte
+	valueHash  [32]byte
+	key, value []byte
 	// An inner node: the bit it branches on, a key below it (every key
 	// below shares its bits before bit), and its two sides.
 	bit         int
 	left, right *trieNode
-	hash        [32]byte
-	dirty       bool
+	// hash is the node's hash once computed (hashed true); a node is
+	// immutable, so it never goes stale.
+	hash   [32]byte
+	hashed bool
 }
 
 func bitOf(k *[32]byte, i int) int { return int(k[i/8]>>(7-uint(i%8))) & 1 }
@@ -68,89 +86,119 @@ func (n *trieNode) anyKey() *[32]byte {
 	for !n.leaf {
 		n = n.left
 	}
-	return &n.key
+	return &n.keyHash
 }
 
 // Get implements State.
 func (s *MemState) Get(key []byte) ([]byte, bool) {
-	v, ok := s.values[string(key)]
-	return v, ok
+	kh := sha256.Sum256(key)
+	n := s.root
+	for n != nil && !n.leaf {
+		if bitOf(&kh, n.bit) == 0 {
+			n = n.left
+		} else {
+			n = n.right
+		}
+	}
+	if n == nil || n.keyHash != kh {
+		return nil, false
+	}
+	return n.value, true
 }
 
 // Set implements State.
 func (s *MemState) Set(key, value []byte) {
-	s.values[string(key)] = append([]byte(nil), value...)
-	s.root = insert(s.root, sha256.Sum256(key), sha256.Sum256(value), 0)
+	leaf := &trieNode{leaf: true, keyHash: sha256.Sum256(key), valueHash: sha256.Sum256(value),
+		key: append([]byte(nil), key...), value: append([]byte(nil), value...)}
+	var added bool
+	s.root, added = insert(s.root, leaf, 0)
+	if added {
+		s.size++
+	}
 }
 
 // Delete implements State.
 func (s *MemState) Delete(key []byte) {
-	if _, ok := s.values[string(key)]; !ok {
-		return
+	var removed bool
+	s.root, removed = remove(s.root, sha256.Sum256(key))
+	if removed {
+		s.size--
 	}
-	delete(s.values, string(key))
-	s.root = remove(s.root, sha256.Sum256(key))
 }
 
-func insert(n *trieNode, key, value [32]byte, depth int) *trieNode {
+// insert returns n with leaf put in it (a new node wherever it changed)
+// and whether the key is new.
+func insert(n, leaf *trieNode, depth int) (*trieNode, bool) {
 	if n == nil {
-		return &trieNode{leaf: true, key: key, value: value, dirty: true}
+		return leaf, true
 	}
 	if n.leaf {
-		if n.key == key {
-			if n.value != value {
-				n.value, n.dirty = value, true
+		if n.keyHash == leaf.keyHash {
+			if n.valueHash == leaf.valueHash {
+				return n, false
 			}
-			return n
+			return leaf, false
 		}
-		return branch(n, &trieNode{leaf: true, key: key, value: value, dirty: true}, firstDiff(&n.key, &key, depth))
+		return branch(n, leaf, firstDiff(&n.keyHash, &leaf.keyHash, depth)), true
 	}
-	if d := firstDiff(n.anyKey(), &key, depth); d < n.bit {
+	if d := firstDiff(n.anyKey(), &leaf.keyHash, depth); d < n.bit {
 		// The key leaves this subtree's shared prefix above its branch.
-		return branch(n, &trieNode{leaf: true, key: key, value: value, dirty: true}, d)
+		return branch(n, leaf, d), true
 	}
-	if bitOf(&key, n.bit) == 0 {
-		n.left = insert(n.left, key, value, n.bit+1)
+	c := &trieNode{bit: n.bit, left: n.left, right: n.right}
+	var added bool
+	if bitOf(&leaf.keyHash, n.bit) == 0 {
+		c.left, added = insert(n.left, leaf, n.bit+1)
+		if c.left == n.left {
+			return n, false
+		}
 	} else {
-		n.right = insert(n.right, key, value, n.bit+1)
+		c.right, added = insert(n.right, leaf, n.bit+1)
+		if c.right == n.right {
+			return n, false
+		}
 	}
-	n.dirty = true
-	return n
+	return c, added
 }
 
 // branch joins a subtree and a new leaf under an inner node at bit d,
 // where they first differ.
 func branch(old, leaf *trieNode, d int) *trieNode {
-	in := &trieNode{bit: d, dirty: true, left: old, right: leaf}
-	if bitOf(&leaf.key, d) == 0 {
+	in := &trieNode{bit: d, left: old, right: leaf}
+	if bitOf(&leaf.keyHash, d) == 0 {
 		in.left, in.right = leaf, old
 	}
 	return in
 }
 
-func remove(n *trieNode, key [32]byte) *trieNode {
+// remove returns n without key (a new node wherever it changed) and
+// whether the key was there.
+func remove(n *trieNode, key [32]byte) (*trieNode, bool) {
 	if n == nil {
-		return nil
+		return nil, false
 	}
 	if n.leaf {
-		if n.key == key {
-			return nil
+		if n.keyHash == key {
+			return nil, true
 		}
-		return n
+		return n, false
 	}
+	left, right := n.left, n.right
+	var removed bool
 	if bitOf(&key, n.bit) == 0 {
-		n.left = remove(n.left, key)
+		left, removed = remove(n.left, key)
 	} else {
-		n.right = remove(n.right, key)
+		right, removed = remove(n.right, key)
 	}
 	switch {
-	case n.left == nil:
-		return n.right // an inner node with one side collapses into it
-	case n.right == nil:
-		return n.left
+	case !removed:
+		return n, false
+	case left == nil:
+		return right, true // an inner node with one side collapses into it
+	case right == nil:
+		return left, true
 	}
-	n.dirty = true
-	return n
+	return &trieNode{bit: n.bit, left: left, right: right}, true
 }
 
 // Root implements State.
@@ -162,31 +210,40 @@ func (s *MemState) Root() [32]byte {
 }
 
 func (s *MemState) rehash(n *trieNode) [32]byte {
-	if !n.dirty {
+	if n.hashed {
 		return n.hash
 	}
 	var buf [1 + 64]byte
 	if n.leaf {
 		buf[0] = 0
-		copy(buf[1:], n.key[:])
-		copy(buf[33:], n.value[:])
+		copy(buf[1:], n.keyHash[:])
+		copy(buf[33:], n.valueHash[:])
 	} else {
 		buf[0] = 1
 		l, r := s.rehash(n.left), s.rehash(n.right)
 		copy(buf[1:], l[:])
 		copy(buf[33:], r[:])
 	}
-	n.hash, n.dirty = sha256.Sum256(buf[:]), false
+	n.hash, n.hashed = sha256.Sum256(buf[:]), true
 	s.hashed++
 	return n.hash
 }
 
 // Keys returns the state's keys in order (for tests and dumps).
 func (s *MemState) Keys() []string {
-	out := make([]string, 0, len(s.values))
-	for k := range s.values {
-		out = append(out, k)
+	var out []string
+	var walk func(n *trieNode)
+	walk = func(n *trieNode) {
+		switch {
+		case n == nil:
+		case n.leaf:
+			out = append(out, string(n.key))
+		default:
+			walk(n.left)
+			walk(n.right)
+		}
 	}
+	walk(s.root)
 	sort.Strings(out)
 	return out
 }

@@ -1,0 +1,500 @@
+package pbft
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"auditnet/chain"
+)
+
+// Config configures a consensus core. Everything that must be equal on
+// every node (quorum, checkpoint interval, Δ, windows, limits) comes from
+// the genesis and Params transactions; these are a node's local timers.
+type Config struct {
+	Genesis *chain.Genesis
+	// Key is the node's Ed25519 key; a node whose peer ID is not in the
+	// epoch's validator set follows the chain without voting.
+	Key crypto.PrivKey
+	// ViewChangeTimeout is how long a proposal may stay uncommitted, or a
+	// leader silent, before the view changes; it doubles with each view
+	// change that does not bring progress.
+	ViewChangeTimeout time.Duration
+	// HeartbeatInterval is how often a validator sends its signed height.
+	HeartbeatInterval time.Duration
+	// RequestTimeout is how long a transaction a validator holds may wait
+	// uncommitted before the validator suspects the leader of censoring it.
+	RequestTimeout time.Duration
+	// IdleBlockInterval paces the empty blocks an idle chain proposes
+	// while a deadline counted in blocks is pending.
+	IdleBlockInterval time.Duration
+	// MempoolTxs bounds the transactions waiting in the mempool.
+	MempoolTxs int
+	Logger     *slog.Logger
+}
+
+// Default timers.
+const (
+	DefaultViewChangeTimeout = time.Second
+	DefaultHeartbeatInterval = 250 * time.Millisecond
+	DefaultRequestTimeout    = 5 * time.Second
+	DefaultIdleBlockInterval = time.Second
+	DefaultMempoolTxs        = 50_000
+)
+
+func (c *Config) withDefaults() {
+	if c.ViewChangeTimeout <= 0 {
+		c.ViewChangeTimeout = DefaultViewChangeTimeout
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.IdleBlockInterval <= 0 {
+		c.IdleBlockInterval = DefaultIdleBlockInterval
+	}
+	if c.MempoolTxs <= 0 {
+		c.MempoolTxs = DefaultMempoolTxs
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Record is something the core must have on stable storage before any
+// message of the same Ready leaves the node: the votes it signed (so that a
+// restarted node never signs another block for the same slot), the
+// prepared certificate it holds, the view changes it sent and its
+// checkpoints. Exactly one field other than Block is set.
+type Record struct {
+	Vote *chain.SignedVote `cbor:"vote,omitempty"`
+	// Block is the block a PREPARE vote or a prepared certificate is for.
+	Block      *chain.Block      `cbor:"block,omitempty"`
+	Prepared   *PreparedCert     `cbor:"prepared,omitempty"`
+	ViewChange *SignedViewChange `cbor:"viewchange,omitempty"`
+	Checkpoint *SignedCheckpoint `cbor:"checkpoint,omitempty"`
+}
+
+// Committed is a committed block with its certificate and the outcomes of
+// executing it.
+type Committed struct {
+	Block    *chain.Block
+	Cert     *chain.CommitCert
+	Outcomes []chain.Outcome
+}
+
+// Outbound is a message to send: to one peer, or to every peer (To nil).
+type Outbound struct {
+	To  []byte
+	Msg *Message
+}
+
+// SyncRequest asks the node to fetch committed blocks, with their
+// certificates, from a peer, starting at a height, and to hand them to
+// StepSync.
+type SyncRequest struct {
+	Peer []byte
+	From uint64
+}
+
+// Ready is what the core asks of its node, in order: persist Records and
+// store Committed blocks (durably) first, then send Messages, then start
+// Sync. After doing it, the node calls Advance.
+type Ready struct {
+	Persist   []Record
+	Committed []Committed
+	Messages  []Outbound
+	Sync      *SyncRequest
+	// StableCheckpoint, when not zero, is a new stable checkpoint height:
+	// records about heights at or below it may be discarded.
+	StableCheckpoint uint64
+}
+
+// IsEmpty reports whether there is nothing to do.
+func (r *Ready) IsEmpty() bool {
+	return len(r.Persist) == 0 && len(r.Committed) == 0 && len(r.Messages) == 0 && r.Sync == nil && r.StableCheckpoint == 0
+}
+
+// Errors Submit returns.
+var (
+	// ErrBusy: the mempool is full, or the sender has its quota waiting.
+	ErrBusy = errors.New("pbft: busy: mempool full, try again later")
+	// ErrNotValidator: followers do not accept transactions.
+	ErrNotValidator = errors.New("pbft: this node is not a validator")
+)
+
+// Core is the consensus state machine of one node: PBFT's normal case
+// (pre-prepare, prepare, commit over the block CID), checkpoints, view
+// changes and epochs. It has no goroutines, clock, randomness or I/O: the
+// node feeds it messages (Step, StepSync), transactions (Submit) and time
+// (Tick), and carries out what Ready returns. It is not safe for
+// concurrent use.
+type Core struct {
+	cfg     Config
+	key     crypto.PrivKey
+	id      []byte
+	chainID string
+	log     *slog.Logger
+	now     time.Time
+
+	// The committed chain.
+	state     chain.State
+	machine   *chain.Machine
+	height    uint64
+	last      cid.Cid
+	lastBlock *chain.Block
+	lastTime  int64
+	lastCert  *chain.CommitCert
+	params    chain.Params
+	vals      chain.ValidatorSet
+	valIDs    [][]byte
+	prevVals  chain.ValidatorSet
+
+	// The view.
+	view         uint64
+	changing     bool
+	attempts     int
+	viewDeadline time.Time
+	leaderSeen   time.Time
+	viewStart    time.Time
+	slotStart    time.Time
+	myVC         *SignedViewChange
+	vcs          map[string]*SignedViewChange
+	pendingNV    *NewView
+
+	// The sequence number in flight, height+1.
+	slot     *slot
+	votes    map[voteSlot]map[string]*chain.SignedVote
+	execs    map[cid.Cid]*execution
+	prepared *preparedBlock
+	signed   map[voteSlot]cid.Cid
+	future   map[string][]*Message
+
+	checkpoints map[uint64]map[string]cid.Cid
+	cpBlocks    map[uint64]cid.Cid
+	stable      uint64
+
+	mempool  *mempool
+	verified map[[32]byte]bool
+	evidence map[voteSlotBy]bool
+	nonce    uint64
+
+	heights       map[string]uint64
+	nextHeartbeat time.Time
+	lastPropose   time.Time
+	syncUntil     time.Time
+
+	out   Ready
+	hooks testHooks
+}
+
+// voteSlot is a slot a validator votes in.
+type voteSlot struct {
+	epoch, view, seq uint64
+	phase            chain.Phase
+}
+
+type voteSlotBy struct {
+	voteSlot
+	signer string
+}
+
+// slot is the proposal being agreed on in the current view.
+type slot struct {
+	view  uint64
+	block *chain.Block
+	cid   cid.Cid
+}
+
+// execution is a block executed on a clone of the committed state.
+type execution struct {
+	block    *chain.Block
+	state    chain.State
+	machine  *chain.Machine
+	outcomes []chain.Outcome
+}
+
+type preparedBlock struct {
+	cert  PreparedCert
+	block *chain.Block
+	seq   uint64
+}
+
+// New returns the core of a node starting from genesis at time now.
+func New(cfg Config, now time.Time) (*Core, error) {
+	cfg.withDefaults()
+	if cfg.Genesis == nil || cfg.Key == nil {
+		return nil, errors.New("pbft: config needs a genesis and a key")
+	}
+	id, err := peer.IDFromPrivateKey(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("pbft: node key: %w", err)
+	}
+	gcid, err := cfg.Genesis.CID()
+	if err != nil {
+		return nil, err
+	}
+	state := chain.NewMemState()
+	m, err := chain.NewMachine(cfg.Genesis, state)
+	if err != nil {
+		return nil, err
+	}
+	c := &Core{
+		cfg: cfg, key: cfg.Key, id: []byte(id), chainID: cfg.Genesis.ChainID, log: cfg.Logger, now: now,
+		state: state, machine: m, last: gcid, lastTime: cfg.Genesis.Time,
+		vcs: map[string]*SignedViewChange{}, votes: map[voteSlot]map[string]*chain.SignedVote{},
+		execs: map[cid.Cid]*execution{}, signed: map[voteSlot]cid.Cid{}, future: map[string][]*Message{},
+		checkpoints: map[uint64]map[string]cid.Cid{}, cpBlocks: map[uint64]cid.Cid{}, verified: map[[32]byte]bool{},
+		evidence: map[voteSlotBy]bool{}, heights: map[string]uint64{},
+		leaderSeen: now, slotStart: now, viewStart: now,
+	}
+	m.SkipVerified(c.isVerified)
+	if err := c.loadEpoch(); err != nil {
+		return nil, err
+	}
+	c.mempool = newMempool(cfg.MempoolTxs, c.params.MaxPendingPerSender)
+	return c, nil
+}
+
+// loadEpoch reads the parameters and validator set in force.
+func (c *Core) loadEpoch() error {
+	p, err := c.machine.Params()
+	if err != nil {
+		return err
+	}
+	vals, err := c.machine.Validators()
+	if err != nil {
+		return err
+	}
+	c.params = p
+	if c.vals.Members != nil && vals.Epoch != c.vals.Epoch {
+		c.prevVals = c.vals
+		c.vcs = map[string]*SignedViewChange{}
+		c.log.Info("new epoch", "epoch", vals.Epoch, "validators", len(vals.Members), "height", c.height)
+	}
+	c.vals, c.valIDs = vals, vals.IDs()
+	if c.mempool != nil {
+		c.mempool.perSender = p.MaxPendingPerSender
+	}
+	return nil
+}
+
+// ID returns the node's peer ID bytes.
+func (c *Core) ID() []byte { return c.id }
+
+// Height returns the last committed height.
+func (c *Core) Height() uint64 { return c.height }
+
+// LastBlock returns the CID of the last committed block (the genesis CID
+// at height 0).
+func (c *Core) LastBlock() cid.Cid { return c.last }
+
+// View returns the current view and whether a view change is under way.
+func (c *Core) View() (uint64, bool) { return c.view, c.changing }
+
+// Validators returns the validator set in force.
+func (c *Core) Validators() chain.ValidatorSet { return c.vals }
+
+// Leader returns the leader of the current view.
+func (c *Core) Leader() []byte { return c.leaderOf(c.view) }
+
+// StateRoot returns the root of the committed state.
+func (c *Core) StateRoot() [32]byte { return c.state.Root() }
+
+// KnownHeight is the highest height a validator's signed heartbeat or
+// certificate has shown this node: a follower's lag is KnownHeight −
+// Height.
+func (c *Core) KnownHeight() uint64 {
+	h := c.height
+	for _, x := range c.heights {
+		h = max(h, x)
+	}
+	return h
+}
+
+// MempoolSize returns the number of transactions waiting.
+func (c *Core) MempoolSize() int { return c.mempool.len() }
+
+func (c *Core) leaderOf(view uint64) []byte { return c.valIDs[view%uint64(len(c.valIDs))] }
+
+func (c *Core) isValidator() bool { return c.vals.Members[string(c.id)] }
+
+func (c *Core) isLeader() bool { return c.isValidator() && string(c.leaderOf(c.view)) == string(c.id) }
+
+func (c *Core) quorum() int { return chain.Quorum(len(c.vals.Members)) - c.hooks.quorumDelta }
+
+func (c *Core) faults() int { return chain.Faults(len(c.vals.Members)) }
+
+func (c *Core) nowMs() int64 { return c.now.UnixMilli() }
+
+// HasReady reports whether Ready has anything.
+func (c *Core) HasReady() bool { return !c.out.IsEmpty() }
+
+// Ready returns what the node must do; the node calls Advance when done.
+func (c *Core) Ready() Ready { return c.out }
+
+// Advance tells the core the last Ready was carried out.
+func (c *Core) Advance() { c.out = Ready{} }
+
+func (c *Core) persist(r Record) { c.out.Persist = append(c.out.Persist, r) }
+
+func (c *Core) broadcast(m *Message) { c.out.Messages = append(c.out.Messages, Outbound{Msg: m}) }
+
+func (c *Core) send(to []byte, m *Message) {
+	c.out.Messages = append(c.out.Messages, Outbound{To: to, Msg: m})
+}
+
+// Tick passes time: heartbeats, view-change timers, the pace of empty
+// blocks.
+func (c *Core) Tick(now time.Time) {
+	if now.After(c.now) {
+		c.now = now
+	}
+	if !c.isValidator() {
+		return
+	}
+	if !c.now.Before(c.nextHeartbeat) {
+		c.nextHeartbeat = c.now.Add(c.cfg.HeartbeatInterval)
+		c.sendHeartbeat()
+	}
+	if c.changing {
+		if !c.now.Before(c.viewDeadline) {
+			c.startViewChange(c.view+1, "no new view in time")
+		}
+		return
+	}
+	if c.isLeader() {
+		c.maybePropose()
+		c.leaderSeen = c.now
+	}
+	timeout := c.cfg.ViewChangeTimeout
+	switch {
+	case c.slot != nil && c.now.Sub(c.slotStart) > timeout:
+		c.startViewChange(c.view+1, "proposal not committed in time")
+	case c.now.Sub(c.leaderSeen) > timeout:
+		c.startViewChange(c.view+1, "leader silent")
+	case c.now.Sub(c.viewStart) > c.cfg.RequestTimeout && c.censored():
+		c.startViewChange(c.view+1, "transactions left waiting")
+	}
+}
+
+func (c *Core) sendHeartbeat() {
+	hb := Heartbeat{Chain: c.chainID, Epoch: c.vals.Epoch, View: c.view, Height: c.height, Block: link(c.last)}
+	signer, sig, err := sign(TagHeartbeat, &hb, c.key)
+	if err != nil {
+		c.log.Error("sign heartbeat", "err", err)
+		return
+	}
+	c.broadcast(&Message{Heartbeat: &SignedHeartbeat{Heartbeat: hb, Signer: signer, Sig: sig}})
+}
+
+// Step handles a message from peer from. A message that is invalid, out
+// of its window or stale is dropped; the error says why, for logs and
+// tests, and changes nothing.
+func (c *Core) Step(from []byte, m *Message) error {
+	if err := m.validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	switch {
+	case m.Proposal != nil:
+		return c.onProposal(m.Proposal, false)
+	case m.Vote != nil:
+		return c.onVote(m.Vote)
+	case m.ViewChange != nil:
+		return c.onViewChange(m.ViewChange)
+	case m.NewView != nil:
+		return c.onNewView(m.NewView)
+	case m.Checkpoint != nil:
+		return c.onCheckpoint(m.Checkpoint)
+	case m.Heartbeat != nil:
+		return c.onHeartbeat(m.Heartbeat)
+	case m.Tx != nil:
+		if !c.isValidator() {
+			return ErrNotValidator
+		}
+		return c.admit(m.Tx, false)
+	}
+	return nil
+}
+
+// Submit offers a client's transaction: if it is valid against the
+// committed state and the mempool has room, it waits for a block and is
+// forwarded to the other validators.
+func (c *Core) Submit(tx *chain.Tx) error {
+	if !c.isValidator() {
+		return ErrNotValidator
+	}
+	return c.admit(tx, true)
+}
+
+// ErrStale is returned for messages about the past or too far ahead.
+var ErrStale = errors.New("pbft: stale or out-of-window message")
+
+func (c *Core) onHeartbeat(sh *SignedHeartbeat) error {
+	hb := &sh.Heartbeat
+	if hb.Chain != c.chainID || !c.vals.Members[string(sh.Signer)] || hb.Epoch < c.vals.Epoch {
+		return ErrStale
+	}
+	if err := c.verifySigned(TagHeartbeat, &sh.Heartbeat, sh.Signer, sh.Sig); err != nil {
+		return err
+	}
+	if hb.Height > c.heights[string(sh.Signer)] {
+		c.heights[string(sh.Signer)] = hb.Height
+	}
+	if hb.View == c.view && string(sh.Signer) == string(c.leaderOf(c.view)) {
+		c.leaderSeen = c.now
+	}
+	if hb.Height > c.height || hb.Epoch > c.vals.Epoch {
+		c.requestSync(sh.Signer)
+	}
+	return nil
+}
+
+func (c *Core) requestSync(from []byte) {
+	if c.now.Before(c.syncUntil) || string(from) == string(c.id) {
+		return
+	}
+	c.syncUntil = c.now.Add(c.cfg.ViewChangeTimeout / 2)
+	c.out.Sync = &SyncRequest{Peer: from, From: c.height + 1}
+}
+
+// censored reports whether a transaction that is still valid has waited
+// longer than RequestTimeout: the leader is leaving it out. Transactions
+// that became invalid since they were admitted (a grant whose dataset
+// another grant changed, say) are dropped on the way.
+func (c *Core) censored() bool {
+	for {
+		e := c.mempool.oldestEntry()
+		if e == nil || c.now.Sub(e.arrived) <= c.cfg.RequestTimeout {
+			return false
+		}
+		if err := c.machine.Check(e.tx, c.height+1); err == nil {
+			return true
+		}
+		c.mempool.remove(e.id)
+	}
+}
+
+// logSize counts the entries of the core's message logs, which must stay
+// bounded whatever peers send: votes, buffered messages, view changes,
+// checkpoints, signed slots, executions and evidence seen.
+func (c *Core) logSize() int {
+	n := len(c.vcs) + len(c.signed) + len(c.execs) + len(c.evidence) + len(c.cpBlocks) + len(c.heights)
+	for _, byS := range c.votes {
+		n += len(byS)
+	}
+	for _, q := range c.future {
+		n += len(q)
+	}
+	for _, by := range c.checkpoints {
+		n += len(by)
+	}
+	return n
+}
