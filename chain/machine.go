@@ -229,9 +229,11 @@ func (m *Machine) checkNodeTx(tx *Tx, sender MemberRecord, h uint64, p Params) e
 		if !Conflicts(&e.A, &e.B) || e.A.Vote.Chain != m.chain {
 			return invalid("evidence votes do not conflict")
 		}
-		if e.A.Verify() != nil || e.B.Verify() != nil {
-			return invalid("evidence vote signature")
+		if _, dup := m.state.Get(evidenceKey(&e.A)); dup {
+			return invalid("this equivocation is already on the chain")
 		}
+		// The votes' signatures were checked with the transaction's
+		// (VerifySignatures), once per node.
 	default:
 		return invalid("a node may not send %s", b.Kind)
 	}
@@ -420,6 +422,7 @@ func (m *Machine) apply(tx *Tx, id cid.Cid, h uint64, t int64, p Params) (Outcom
 	case KindParams:
 		return Outcome{Code: OutcomeOK}, putRecord(m.state, paramsKey, b.Params)
 	case KindEvidence:
+		m.state.Set(evidenceKey(&b.Evidence.A), id.Bytes())
 		return Outcome{Code: OutcomeOK}, nil
 	}
 	return Outcome{}, fmt.Errorf("chain: no rule for %s", b.Kind)

@@ -80,6 +80,16 @@ func grantKey(d Dataset, auditor []byte) []byte {
 func accessKey(id cid.Cid) []byte { return append([]byte("access/"), id.Bytes()...) }
 func seenKey(id cid.Cid) []byte   { return append([]byte("seen/"), id.Bytes()...) }
 
+// evidenceKey names an equivocation: its signer and slot, whichever two
+// votes show it.
+func evidenceKey(v *SignedVote) []byte {
+	k := append([]byte("evidence/"), lengthPrefixed(v.Signer)...)
+	for _, x := range []uint64{v.Vote.Epoch, v.Vote.View, v.Vote.Seq} {
+		k = append(k, uint64Bytes(x)...)
+	}
+	return append(k, v.Vote.Phase...)
+}
+
 func heightKey(prefix string, h uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(prefix), h)
 }

@@ -208,7 +208,7 @@ func (t *Tx) Sign(sk crypto.PrivKey) error {
 var ErrBadSignature = errors.New("chain: bad signature")
 
 // VerifySignatures checks that every signature is valid and that no signer
-// signs twice. Whether the signers may send this transaction is the state
+// signs twice; an Evidence transaction's two votes are verified too. Whether the signers may send this transaction is the state
 // machine's question.
 func (t *Tx) VerifySignatures() error {
 	msg, err := t.BodySigningBytes()
@@ -223,6 +223,14 @@ func (t *Tx) VerifySignatures() error {
 		seen[string(s.Signer)] = true
 		if err := verifyBy(s.Signer, msg, s.Sig); err != nil {
 			return fmt.Errorf("signature %d: %w", i, err)
+		}
+	}
+	if e := t.Body.Evidence; e != nil {
+		if err := e.A.Verify(); err != nil {
+			return fmt.Errorf("evidence vote: %w", err)
+		}
+		if err := e.B.Verify(); err != nil {
+			return fmt.Errorf("evidence vote: %w", err)
 		}
 	}
 	return nil

@@ -174,7 +174,7 @@ func (c *Core) maybePropose() {
 		_ = bcid
 		return
 	}
-	idleDue := c.machine.DeadlinePending() && c.now.Sub(c.lastPropose) >= c.cfg.IdleBlockInterval
+	idleDue := c.machine.DeadlinePending() && (c.now-c.lastPropose) >= c.cfg.IdleBlockIntervalMs
 	if c.mempool.len() == 0 && !idleDue {
 		return
 	}

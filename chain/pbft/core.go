@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -15,24 +14,26 @@ import (
 
 // Config configures a consensus core. Everything that must be equal on
 // every node (quorum, checkpoint interval, Δ, windows, limits) comes from
-// the genesis and Params transactions; these are a node's local timers.
+// the genesis and Params transactions; these are a node's local timers,
+// in milliseconds like every time the core handles (it never reads a
+// clock: the node passes the time, ms since 1970 UTC, to New and Tick).
 type Config struct {
 	Genesis *chain.Genesis
 	// Key is the node's Ed25519 key; a node whose peer ID is not in the
 	// epoch's validator set follows the chain without voting.
 	Key crypto.PrivKey
-	// ViewChangeTimeout is how long a proposal may stay uncommitted, or a
+	// ViewChangeTimeoutMs is how long a proposal may stay uncommitted, or a
 	// leader silent, before the view changes; it doubles with each view
 	// change that does not bring progress.
-	ViewChangeTimeout time.Duration
-	// HeartbeatInterval is how often a validator sends its signed height.
-	HeartbeatInterval time.Duration
-	// RequestTimeout is how long a transaction a validator holds may wait
+	ViewChangeTimeoutMs int64
+	// HeartbeatIntervalMs is how often a validator sends its signed height.
+	HeartbeatIntervalMs int64
+	// RequestTimeoutMs is how long a transaction a validator holds may wait
 	// uncommitted before the validator suspects the leader of censoring it.
-	RequestTimeout time.Duration
-	// IdleBlockInterval paces the empty blocks an idle chain proposes
+	RequestTimeoutMs int64
+	// IdleBlockIntervalMs paces the empty blocks an idle chain proposes
 	// while a deadline counted in blocks is pending.
-	IdleBlockInterval time.Duration
+	IdleBlockIntervalMs int64
 	// MempoolTxs bounds the transactions waiting in the mempool.
 	MempoolTxs int
 	Logger     *slog.Logger
@@ -40,25 +41,25 @@ type Config struct {
 
 // Default timers.
 const (
-	DefaultViewChangeTimeout = time.Second
-	DefaultHeartbeatInterval = 250 * time.Millisecond
-	DefaultRequestTimeout    = 5 * time.Second
-	DefaultIdleBlockInterval = time.Second
-	DefaultMempoolTxs        = 50_000
+	DefaultViewChangeTimeoutMs = 1000
+	DefaultHeartbeatIntervalMs = 250
+	DefaultRequestTimeoutMs    = 5000
+	DefaultIdleBlockIntervalMs = 1000
+	DefaultMempoolTxs          = 50_000
 )
 
 func (c *Config) withDefaults() {
-	if c.ViewChangeTimeout <= 0 {
-		c.ViewChangeTimeout = DefaultViewChangeTimeout
+	if c.ViewChangeTimeoutMs <= 0 {
+		c.ViewChangeTimeoutMs = DefaultViewChangeTimeoutMs
 	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = DefaultHeartbeatInterval
+	if c.HeartbeatIntervalMs <= 0 {
+		c.HeartbeatIntervalMs = DefaultHeartbeatIntervalMs
 	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = DefaultRequestTimeout
+	if c.RequestTimeoutMs <= 0 {
+		c.RequestTimeoutMs = DefaultRequestTimeoutMs
 	}
-	if c.IdleBlockInterval <= 0 {
-		c.IdleBlockInterval = DefaultIdleBlockInterval
+	if c.IdleBlockIntervalMs <= 0 {
+		c.IdleBlockIntervalMs = DefaultIdleBlockIntervalMs
 	}
 	if c.MempoolTxs <= 0 {
 		c.MempoolTxs = DefaultMempoolTxs
@@ -142,7 +143,7 @@ type Core struct {
 	id      []byte
 	chainID string
 	log     *slog.Logger
-	now     time.Time
+	now     int64
 
 	// The committed chain.
 	state     chain.State
@@ -161,10 +162,10 @@ type Core struct {
 	view         uint64
 	changing     bool
 	attempts     int
-	viewDeadline time.Time
-	leaderSeen   time.Time
-	viewStart    time.Time
-	slotStart    time.Time
+	viewDeadline int64
+	leaderSeen   int64
+	viewStart    int64
+	slotStart    int64
 	myVC         *SignedViewChange
 	vcs          map[string]*SignedViewChange
 	pendingNV    *NewView
@@ -187,9 +188,9 @@ type Core struct {
 	nonce    uint64
 
 	heights       map[string]uint64
-	nextHeartbeat time.Time
-	lastPropose   time.Time
-	syncUntil     time.Time
+	nextHeartbeat int64
+	lastPropose   int64
+	syncUntil     int64
 
 	out   Ready
 	hooks testHooks
@@ -227,8 +228,9 @@ type preparedBlock struct {
 	seq   uint64
 }
 
-// New returns the core of a node starting from genesis at time now.
-func New(cfg Config, now time.Time) (*Core, error) {
+// New returns the core of a node starting from genesis at time now (ms
+// since 1970 UTC).
+func New(cfg Config, now int64) (*Core, error) {
 	cfg.withDefaults()
 	if cfg.Genesis == nil || cfg.Key == nil {
 		return nil, errors.New("pbft: config needs a genesis and a key")
@@ -332,7 +334,7 @@ func (c *Core) quorum() int { return chain.Quorum(len(c.vals.Members)) - c.hooks
 
 func (c *Core) faults() int { return chain.Faults(len(c.vals.Members)) }
 
-func (c *Core) nowMs() int64 { return c.now.UnixMilli() }
+func (c *Core) nowMs() int64 { return c.now }
 
 // HasReady reports whether Ready has anything.
 func (c *Core) HasReady() bool { return !c.out.IsEmpty() }
@@ -351,21 +353,21 @@ func (c *Core) send(to []byte, m *Message) {
 	c.out.Messages = append(c.out.Messages, Outbound{To: to, Msg: m})
 }
 
-// Tick passes time: heartbeats, view-change timers, the pace of empty
-// blocks.
-func (c *Core) Tick(now time.Time) {
-	if now.After(c.now) {
+// Tick passes the time, now in ms since 1970 UTC: heartbeats,
+// view-change timers, the pace of empty blocks.
+func (c *Core) Tick(now int64) {
+	if now > c.now {
 		c.now = now
 	}
 	if !c.isValidator() {
 		return
 	}
-	if !c.now.Before(c.nextHeartbeat) {
-		c.nextHeartbeat = c.now.Add(c.cfg.HeartbeatInterval)
+	if c.now >= c.nextHeartbeat {
+		c.nextHeartbeat = c.now + c.cfg.HeartbeatIntervalMs
 		c.sendHeartbeat()
 	}
 	if c.changing {
-		if !c.now.Before(c.viewDeadline) {
+		if c.now >= c.viewDeadline {
 			c.startViewChange(c.view+1, "no new view in time")
 		}
 		return
@@ -374,13 +376,13 @@ func (c *Core) Tick(now time.Time) {
 		c.maybePropose()
 		c.leaderSeen = c.now
 	}
-	timeout := c.cfg.ViewChangeTimeout
+	timeout := c.cfg.ViewChangeTimeoutMs
 	switch {
-	case c.slot != nil && c.now.Sub(c.slotStart) > timeout:
+	case c.slot != nil && (c.now-c.slotStart) > timeout:
 		c.startViewChange(c.view+1, "proposal not committed in time")
-	case c.now.Sub(c.leaderSeen) > timeout:
+	case (c.now - c.leaderSeen) > timeout:
 		c.startViewChange(c.view+1, "leader silent")
-	case c.now.Sub(c.viewStart) > c.cfg.RequestTimeout && c.censored():
+	case (c.now-c.viewStart) > c.cfg.RequestTimeoutMs && c.censored():
 		c.startViewChange(c.view+1, "transactions left waiting")
 	}
 }
@@ -458,21 +460,21 @@ func (c *Core) onHeartbeat(sh *SignedHeartbeat) error {
 }
 
 func (c *Core) requestSync(from []byte) {
-	if c.now.Before(c.syncUntil) || string(from) == string(c.id) {
+	if c.now < c.syncUntil || string(from) == string(c.id) {
 		return
 	}
-	c.syncUntil = c.now.Add(c.cfg.ViewChangeTimeout / 2)
+	c.syncUntil = c.now + c.cfg.ViewChangeTimeoutMs/2
 	c.out.Sync = &SyncRequest{Peer: from, From: c.height + 1}
 }
 
 // censored reports whether a transaction that is still valid has waited
-// longer than RequestTimeout: the leader is leaving it out. Transactions
+// longer than RequestTimeoutMs: the leader is leaving it out. Transactions
 // that became invalid since they were admitted (a grant whose dataset
 // another grant changed, say) are dropped on the way.
 func (c *Core) censored() bool {
 	for {
 		e := c.mempool.oldestEntry()
-		if e == nil || c.now.Sub(e.arrived) <= c.cfg.RequestTimeout {
+		if e == nil || (c.now-e.arrived) <= c.cfg.RequestTimeoutMs {
 			return false
 		}
 		if err := c.machine.Check(e.tx, c.height+1); err == nil {

@@ -1,8 +1,6 @@
 package pbft
 
 import (
-	"time"
-
 	"github.com/ipfs/go-cid"
 
 	"auditnet/chain"
@@ -23,7 +21,7 @@ type entry struct {
 	tx      *chain.Tx
 	id      cid.Cid
 	size    int
-	arrived time.Time
+	arrived int64
 	removed bool
 }
 
@@ -50,7 +48,7 @@ func (p *mempool) room(tx *chain.Tx) error {
 	return nil
 }
 
-func (p *mempool) add(tx *chain.Tx, id cid.Cid, size int, now time.Time) {
+func (p *mempool) add(tx *chain.Tx, id cid.Cid, size int, now int64) {
 	e := &entry{tx: tx, id: id, size: size, arrived: now}
 	p.byID[id] = e
 	p.order = append(p.order, e)

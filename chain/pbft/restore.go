@@ -2,7 +2,6 @@ package pbft
 
 import (
 	"fmt"
-	"time"
 
 	"auditnet/chain"
 )
@@ -12,7 +11,7 @@ import (
 // persisted, so that it resumes in the view it was in and never signs a
 // second block for a slot it voted in. What it had signed for the open
 // slot is sent again.
-func Restore(cfg Config, now time.Time, blocks []Committed, wal []Record) (*Core, error) {
+func Restore(cfg Config, now int64, blocks []Committed, wal []Record) (*Core, error) {
 	c, err := New(cfg, now)
 	if err != nil {
 		return nil, err
@@ -71,7 +70,7 @@ func Restore(cfg Config, now time.Time, blocks []Committed, wal []Record) (*Core
 	if c.myVC != nil && c.myVC.ViewChange.View == view && !inView && c.myVC.ViewChange.Epoch == c.vals.Epoch {
 		c.changing = true
 		c.attempts = 1
-		c.viewDeadline = now.Add(c.cfg.ViewChangeTimeout)
+		c.viewDeadline = now + c.cfg.ViewChangeTimeoutMs
 		c.vcs[string(c.id)] = c.myVC
 		c.broadcast(&Message{ViewChange: c.myVC})
 		return c, nil

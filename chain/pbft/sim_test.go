@@ -65,7 +65,7 @@ func randomScenario(seed uint64) scenario {
 	ns := []int{4, 4, 5, 7, 10}
 	s := scenario{seed: seed, n: ns[r.IntN(len(ns))], followers: 1 + r.IntN(2), byz: map[int]byzKind{},
 		maxDelay: time.Duration(5+r.IntN(200)) * time.Millisecond, skew: map[int]time.Duration{},
-		faultPhase: time.Duration(3+r.IntN(5)) * time.Second, healPhase: 12 * time.Second,
+		faultPhase: time.Duration(3+r.IntN(5)) * time.Second, healPhase: 10 * time.Second,
 		txEvery: time.Duration(20+r.IntN(100)) * time.Millisecond}
 	f := chain.Faults(s.n)
 	nbyz := r.IntN(f + 1)
@@ -232,8 +232,8 @@ func (s *sim) addNode(idx int, sk crypto.PrivKey, kind byzKind, twinOf int) {
 }
 
 func (s *sim) config(n *simNode) Config {
-	cfg := Config{Genesis: s.w.genesis, Key: n.key, ViewChangeTimeout: 500 * time.Millisecond,
-		HeartbeatInterval: 200 * time.Millisecond, RequestTimeout: 3 * time.Second, IdleBlockInterval: 300 * time.Millisecond}
+	cfg := Config{Genesis: s.w.genesis, Key: n.key, ViewChangeTimeoutMs: 500,
+		HeartbeatIntervalMs: 200, RequestTimeoutMs: 3000, IdleBlockIntervalMs: 300}
 	if *simLog {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug,
 			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
@@ -246,8 +246,9 @@ func (s *sim) config(n *simNode) Config {
 	return cfg
 }
 
-func (s *sim) clock(n *simNode) time.Time {
-	return time.UnixMilli(simGenesisTime).Add(time.Second + s.now + s.sc.skew[n.idx])
+// clock is a node's clock, ms since 1970 UTC.
+func (s *sim) clock(n *simNode) int64 {
+	return simGenesisTime + (time.Second + s.now + s.sc.skew[n.idx]).Milliseconds()
 }
 
 // newCore starts a node's core, from genesis or, on a restart, from its

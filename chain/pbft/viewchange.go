@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -28,7 +27,7 @@ func (c *Core) startViewChange(w uint64, why string) {
 	c.view, c.changing = w, true
 	c.viewStart = c.now
 	c.attempts++
-	c.viewDeadline = c.now.Add(c.cfg.ViewChangeTimeout << min(c.attempts-1, maxBackoff))
+	c.viewDeadline = c.now + c.cfg.ViewChangeTimeoutMs<<min(c.attempts-1, maxBackoff)
 	c.slot = nil
 	vc := ViewChange{Chain: c.chainID, Epoch: c.vals.Epoch, View: w, Height: c.height, Cert: c.lastCert}
 	var block *chain.Block
@@ -387,7 +386,7 @@ func (c *Core) checkNewView(nv *NewView, base uint64) error {
 // epoch's validator set and executed in order; the first that does not
 // hold stops the rest.
 func (c *Core) StepSync(blocks []Committed) error {
-	c.syncUntil = time.Time{}
+	c.syncUntil = 0
 	for _, cb := range blocks {
 		b := cb.Block
 		if b == nil || cb.Cert == nil || b.Header.Height <= c.height {
