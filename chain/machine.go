@@ -3,6 +3,7 @@ package chain
 import (
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/ipfs/go-cid"
 
@@ -68,6 +69,8 @@ type Machine struct {
 	chain     string
 	admins    map[string]bool
 	threshold int
+	// lists holds the transaction lists changed during a block.
+	lists map[string]*txList
 	// verified, if set, tells of transactions whose signatures the caller
 	// has already verified, so that each is verified once per node.
 	verified func(*Tx) bool
@@ -189,6 +192,11 @@ func (m *Machine) checkAdmins(tx *Tx) error {
 	if mb := tx.Body.Member; mb != nil {
 		return m.checkValidatorChange(mb)
 	}
+	if g := tx.Body.Grant; g != nil {
+		if _, ok := m.state.Get(datasetKey(g.Dataset)); !ok {
+			return invalid("grant on a dataset that is not anchored")
+		}
+	}
 	return nil
 }
 
@@ -298,6 +306,8 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 	if err != nil {
 		return nil, nil, err
 	}
+	m.lists = map[string]*txList{}
+	defer func() { m.lists = nil }()
 	out, err := m.settleDeadlines(h)
 	if err != nil {
 		return nil, nil, err
@@ -323,6 +333,9 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 		}
 		included = append(included, *tx)
 	}
+	if err := m.flushLists(); err != nil {
+		return nil, nil, err
+	}
 	p, err = m.Params() // a Params transaction takes effect from the next block
 	if err != nil {
 		return nil, nil, err
@@ -335,13 +348,39 @@ func (m *Machine) markSeen(id cid.Cid, expires uint64) error {
 	return m.appendTx(heightKey("expiring/", expires), id)
 }
 
+// appendTx adds a transaction to the list kept under key. During a block
+// the lists are kept in memory and written once at its end, so a block of
+// k transactions writes each list once rather than k times.
 func (m *Machine) appendTx(key []byte, id cid.Cid) error {
-	var l txList
-	if _, err := getRecord(m.state, key, &l); err != nil {
-		return err
+	l := m.lists[string(key)]
+	if l == nil {
+		l = &txList{}
+		if _, err := getRecord(m.state, key, l); err != nil {
+			return err
+		}
+		if m.lists == nil {
+			return putRecord(m.state, key, &txList{IDs: append(l.IDs, dagcbor.Link{Cid: id})})
+		}
+		m.lists[string(key)] = l
 	}
 	l.IDs = append(l.IDs, dagcbor.Link{Cid: id})
-	return putRecord(m.state, key, &l)
+	return nil
+}
+
+// flushLists writes the lists appendTx changed during a block.
+func (m *Machine) flushLists() error {
+	keys := make([]string, 0, len(m.lists))
+	for k := range m.lists {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := putRecord(m.state, []byte(k), m.lists[k]); err != nil {
+			return err
+		}
+	}
+	m.lists = nil
+	return nil
 }
 
 func (m *Machine) settleDeadlines(h uint64) ([]Outcome, error) {

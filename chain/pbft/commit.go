@@ -60,8 +60,13 @@ func (c *Core) commit(b *chain.Block, bcid cid.Cid, e *execution, cert *chain.Co
 		// block before voting: the checkpoint is stable. The checkpoint
 		// messages tell followers and lagging nodes the same.
 		c.cpBlocks[c.height] = bcid
-		c.sendCheckpoint(epoch)
 		c.setStable(c.height)
+		if !c.restoring {
+			c.sendCheckpoint(epoch)
+		}
+	}
+	if c.restoring {
+		return // replaying the node's own blocks: nothing to sign or send
 	}
 	c.replayFuture()
 	if c.isLeader() && !c.changing {

@@ -192,6 +192,9 @@ type Core struct {
 	lastPropose   int64
 	syncUntil     int64
 
+	// restoring is set while Restore replays stored blocks.
+	restoring bool
+
 	out   Ready
 	hooks testHooks
 }
@@ -368,7 +371,7 @@ func (c *Core) Tick(now int64) {
 	}
 	if c.changing {
 		if c.now >= c.viewDeadline {
-			c.startViewChange(c.view+1, "no new view in time")
+			c.viewChangeTimedOut()
 		}
 		return
 	}

@@ -277,7 +277,7 @@ func (c *Core) addVote(sv *chain.SignedVote) {
 		c.votes[vs] = byS
 	}
 	if prev := byS[string(sv.Signer)]; prev != nil {
-		if !prev.Vote.Block.Equals(v.Block.Cid) {
+		if !prev.Vote.Block.Equals(v.Block.Cid) && string(sv.Signer) != string(c.id) {
 			c.reportEquivocation(prev, sv)
 		}
 		return

@@ -16,6 +16,7 @@ func Restore(cfg Config, now int64, blocks []Committed, wal []Record) (*Core, er
 	if err != nil {
 		return nil, err
 	}
+	c.restoring = true
 	for i, cb := range blocks {
 		if cb.Block == nil || cb.Cert == nil {
 			return nil, fmt.Errorf("pbft: restore: stored block %d is incomplete", i)
@@ -24,6 +25,7 @@ func Restore(cfg Config, now int64, blocks []Committed, wal []Record) (*Core, er
 			return nil, fmt.Errorf("pbft: restore: %w", err)
 		}
 	}
+	c.restoring = false
 	c.out = Ready{}
 	c.attempts = 0
 	next := c.height + 1

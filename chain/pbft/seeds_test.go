@@ -12,7 +12,7 @@ import (
 )
 
 var (
-	seedsFlag = flag.Int("seeds", 40, "simulated seeds TestSimSeeds runs")
+	seedsFlag = flag.Int("seeds", 0, "simulated seeds TestSimSeeds runs (default 40, 6 under -race)")
 	seedFlag  = flag.Uint64("seed", 0, "run only this seed (TestSimSeeds)")
 )
 
@@ -21,6 +21,12 @@ var (
 // invariant; the same seed replays the same run.
 func TestSimSeeds(t *testing.T) {
 	first, count := uint64(1), uint64(*seedsFlag)
+	if count == 0 {
+		count = 40
+		if raceEnabled {
+			count = 6
+		}
+	}
 	if *seedFlag != 0 {
 		first, count = *seedFlag, 1
 	}

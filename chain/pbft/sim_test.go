@@ -376,12 +376,16 @@ func (s *sim) handle(e *event) {
 		}
 	case evCrash:
 		n := s.nodes[e.to]
+		if *simLog && n.core != nil {
+			n.core.log.Info("crash")
+		}
 		n.crashed, n.core = true, nil
 	case evRestart:
 		n := s.nodes[e.to]
 		if n.crashed {
 			n.crashed = false
 			n.core = s.newCore(n, n)
+			n.core.log.Info("restarted", "height", n.core.height, "view", n.core.view, "changing", n.core.changing, "wal", len(n.wal))
 			s.drain(n)
 		}
 	case evHeal:

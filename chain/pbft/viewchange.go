@@ -15,8 +15,33 @@ import (
 // is refused.
 var ErrBadViewChange = errors.New("pbft: invalid view change")
 
-// maxBackoff caps the doubling of the view-change timeout.
-const maxBackoff = 10
+// maxBackoff caps the doubling of the view-change timeout (2^4 times the
+// configured timeout).
+const maxBackoff = 4
+
+// viewChangeTimedOut handles a view change that brought no new view in
+// time. The node moves on to the next view only if a quorum of validators
+// asked for this view or a later one: then this view's leader failed. A
+// node that is ahead of the others on its own waits for them instead,
+// sending its view change again in case it was lost; without this rule a
+// node whose timers ran shorter would run views ahead of everyone and no
+// view would ever gather a quorum.
+func (c *Core) viewChangeTimedOut() {
+	n := 0
+	for _, svc := range c.vcs {
+		if svc.ViewChange.View >= c.view {
+			n++
+		}
+	}
+	if n >= c.quorum() {
+		c.startViewChange(c.view+1, "no new view in time")
+		return
+	}
+	c.viewDeadline = c.now + c.cfg.ViewChangeTimeoutMs<<min(c.attempts-1, maxBackoff)
+	if c.myVC != nil && c.myVC.ViewChange.View == c.view {
+		c.broadcast(&Message{ViewChange: c.myVC})
+	}
+}
 
 // startViewChange moves this node to view w and asks the others to follow.
 func (c *Core) startViewChange(w uint64, why string) {

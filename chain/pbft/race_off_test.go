@@ -1,0 +1,5 @@
+//go:build !race
+
+package pbft
+
+const raceEnabled = false

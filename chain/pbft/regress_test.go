@@ -1,0 +1,37 @@
+package pbft
+
+import "testing"
+
+// Every bug a simulated seed found is a named regression test here: the
+// seed that found it, replayed.
+var regressions = []struct {
+	name string
+	seed uint64
+	// what went wrong before the fix.
+	what string
+}{
+	{"ForgedViewChangeWithoutBlock", 12,
+		"a Byzantine validator's own view change claimed a prepared block it did not carry; as the next leader it dereferenced the missing block"},
+	{"MempoolExpiryDuringCompaction", 15,
+		"expiring transactions while the mempool compacted its order walked a slice being rewritten"},
+	{"RequestTimerRestartsInNewView", 38,
+		"old transactions made every new view time out at once (the censorship timer ran from the transaction's arrival, not from the view's start), and a restarted node's watermark stayed at 0 so it dropped every vote above it"},
+	{"OwnVotesNotEvidence", 27,
+		"the checker took evidence sent by a Byzantine node's honest core for an invented transaction"},
+	{"RestoreSignsNothingWhileReplaying", 286,
+		"a restarted leader proposed a new block while replaying its stored blocks, before reading back the vote it had signed for that slot"},
+	{"NoRunawayViews", 206,
+		"an honest validator whose timers ran shorter went views ahead of the others on its own, so no view gathered a quorum again"},
+	{"TwinsWithSkewedClock", 157,
+		"the same runaway views, with Twins and a skewed clock"},
+}
+
+func TestRegressions(t *testing.T) {
+	for _, r := range regressions {
+		t.Run(r.name, func(t *testing.T) {
+			for _, report := range runSeeds(t, r.seed, 1, func(uint64, *scenario) {}) {
+				t.Errorf("%s\nwas: %s", report, r.what)
+			}
+		})
+	}
+}
