@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 
@@ -237,17 +238,12 @@ func (t *Tx) VerifySignatures() error {
 }
 
 func verifyBy(signer, msg, sig []byte) error {
-	id, err := peer.IDFromBytes(signer)
+	pub, err := PublicKeyFromPeerID(signer)
 	if err != nil {
 		return fmt.Errorf("%w: signer: %v", ErrBadSignature, err)
 	}
-	pub, err := id.ExtractPublicKey()
-	if err != nil || pub.Type() != crypto.Ed25519 {
-		return fmt.Errorf("%w: signer %s has no Ed25519 key in its ID", ErrBadSignature, id)
-	}
-	ok, err := pub.Verify(msg, sig)
-	if err != nil || !ok {
-		return fmt.Errorf("%w: by %s", ErrBadSignature, id)
+	if !ed25519.Verify(pub, msg, sig) {
+		return fmt.Errorf("%w: by %s", ErrBadSignature, PeerIDString(signer))
 	}
 	return nil
 }
@@ -283,7 +279,7 @@ func (t *Tx) Validate() error {
 	case b.Kind.admin() && len(b.Sender) != 0:
 		return fmt.Errorf("chain: %s tx has a sender; admins send it", b.Kind)
 	case len(b.Sender) != 0:
-		if _, err := peer.IDFromBytes(b.Sender); err != nil {
+		if _, err := PublicKeyFromPeerID(b.Sender); err != nil {
 			return fmt.Errorf("chain: sender: %w", err)
 		}
 		if len(t.Sigs) != 1 || string(t.Sigs[0].Signer) != string(b.Sender) {
@@ -298,7 +294,7 @@ func (t *Tx) Validate() error {
 func (t *Tx) validateBody() error {
 	b := &t.Body
 	peerOK := func(what string, p []byte) error {
-		if _, err := peer.IDFromBytes(p); err != nil {
+		if _, err := PublicKeyFromPeerID(p); err != nil {
 			return fmt.Errorf("chain: %s: %w", what, err)
 		}
 		return nil
