@@ -6,8 +6,6 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/internal/dagcbor"
 )
@@ -187,21 +185,17 @@ func (t *Tx) ID() (cid.Cid, error) {
 // BodySigningBytes is what every signature of t covers.
 func (t *Tx) BodySigningBytes() ([]byte, error) { return signingBytes(TagTx, &t.Body) }
 
-// Sign appends a signature by sk.
-func (t *Tx) Sign(sk crypto.PrivKey) error {
+// Sign appends a signature by s.
+func (t *Tx) Sign(s Signer) error {
 	msg, err := t.BodySigningBytes()
 	if err != nil {
 		return err
 	}
-	sig, err := sk.Sign(msg)
+	sig, err := s.Sign(msg)
 	if err != nil {
 		return fmt.Errorf("sign tx: %w", err)
 	}
-	id, err := peer.IDFromPrivateKey(sk)
-	if err != nil {
-		return err
-	}
-	t.Sigs = append(t.Sigs, Signature{Signer: []byte(id), Sig: sig})
+	t.Sigs = append(t.Sigs, Signature{Signer: s.ID(), Sig: sig})
 	return nil
 }
 
@@ -358,13 +352,13 @@ func DecodeTx(b []byte) (*Tx, error) {
 }
 
 // SignAck signs an acknowledgement with the requester's key.
-func SignAck(a *Ack, sk crypto.PrivKey) error {
+func SignAck(a *Ack, s Signer) error {
 	a.Sig = nil
 	msg, err := signingBytes(TagAck, a)
 	if err != nil {
 		return err
 	}
-	a.Sig, err = sk.Sign(msg)
+	a.Sig, err = s.Sign(msg)
 	return err
 }
 
