@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/internal/dagcbor"
 )
@@ -39,21 +37,17 @@ type SignedVote struct {
 	Sig    []byte `cbor:"sig"`
 }
 
-// SignVote signs v with sk.
-func SignVote(v Vote, sk crypto.PrivKey) (SignedVote, error) {
+// SignVote signs v with s.
+func SignVote(v Vote, s Signer) (SignedVote, error) {
 	msg, err := signingBytes(TagVote, &v)
 	if err != nil {
 		return SignedVote{}, err
 	}
-	sig, err := sk.Sign(msg)
+	sig, err := s.Sign(msg)
 	if err != nil {
 		return SignedVote{}, fmt.Errorf("sign vote: %w", err)
 	}
-	id, err := peer.IDFromPrivateKey(sk)
-	if err != nil {
-		return SignedVote{}, err
-	}
-	return SignedVote{Vote: v, Signer: []byte(id), Sig: sig}, nil
+	return SignedVote{Vote: v, Signer: s.ID(), Sig: sig}, nil
 }
 
 // Verify checks the vote's signature.

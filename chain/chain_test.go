@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+
 	"auditnet/internal/dagcbor"
 )
 
@@ -31,12 +34,12 @@ func sampleGenesis(t testing.TB) *Genesis {
 	g := &Genesis{ChainID: "auditnet-test", Time: 1795000000000, Params: DefaultParams()}
 	for i := byte(10); i < 14; i++ {
 		_, id := testKey(t, i)
-		g.Validators = append(g.Validators, Validator{PeerID: peerString(id), Addrs: []string{"/ip4/127.0.0.1/tcp/4040"}})
-		g.Members = append(g.Members, GenesisMember{PeerID: peerString(id), Role: "office", Name: fmt.Sprint("office-", i)})
+		g.Validators = append(g.Validators, Validator{PeerID: PeerIDString(id), Addrs: []string{"/ip4/127.0.0.1/tcp/4040"}})
+		g.Members = append(g.Members, GenesisMember{PeerID: PeerIDString(id), Role: "office", Name: fmt.Sprint("office-", i)})
 	}
 	_, a := testKey(t, 3)
 	_, b := testKey(t, 4)
-	g.Admins = Admins{Keys: []string{peerString(a), peerString(b)}, Threshold: 2}
+	g.Admins = Admins{Keys: []string{PeerIDString(a), PeerIDString(b)}, Threshold: 2}
 	return g
 }
 
@@ -91,6 +94,7 @@ func TestTxValidateRefuses(t *testing.T) {
 		{"sender is not the signer", func(tx *Tx) { tx.Body.Sender = other }, "exactly its sender's signature"},
 		{"bad policy", func(tx *Tx) { a := *tx.Body.Anchor; a.Policy = "public"; tx.Body.Anchor = &a }, "policy"},
 		{"no sender", func(tx *Tx) { tx.Body.Sender = nil }, "no sender"},
+		{"sender a hashed peer ID", func(tx *Tx) { tx.Body.Sender = testRoot("key").Cid.Hash() }, "not an Ed25519 peer ID"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tx := *txs["anchor"]
@@ -165,7 +169,12 @@ func TestGenesisValidate(t *testing.T) {
 		{"duplicate validator", func(g *Genesis) { g.Validators[1] = g.Validators[0] }},
 		{"threshold above m", func(g *Genesis) { g.Admins.Threshold = 3 }},
 		{"threshold zero", func(g *Genesis) { g.Admins.Threshold = 0 }},
+		{"duplicate validator, once as a CID", func(g *Genesis) {
+			id, _ := ParsePeerID(g.Validators[0].PeerID)
+			g.Validators[1].PeerID = cid.NewCidV1(cid.Libp2pKey, mh.Multihash(id)).String()
+		}},
 		{"bad peer", func(g *Genesis) { g.Validators[0].PeerID = "nope" }},
+		{"hashed peer ID", func(g *Genesis) { g.Admins.Keys[0] = PeerIDString(testRoot("key").Cid.Hash()) }},
 		{"validator not a member", func(g *Genesis) { g.Members = g.Members[1:] }},
 		{"auditor validator", func(g *Genesis) { g.Members[0].Role = "auditor" }},
 		{"zero window", func(g *Genesis) { g.Params.ReplayWindow = 0 }},

@@ -7,6 +7,9 @@
 //     encoding, one CID and one signature, and any IPLD tool reads the
 //     chain; signatures cover "auditnet/<type>/v1" followed by the canonical
 //     bytes of what is signed, which carries the chain id;
+//   - Ed25519 keys and their libp2p peer IDs (keys.go: Signer, and peer
+//     IDs read, printed and turned back into keys without libp2p, so that
+//     chain/pbft builds without the network stack);
 //   - RFC 6962 Merkle roots and inclusion proofs (merkle.go), quorums and
 //     commit-certificate verification (quorum.go);
 //   - the state (State, MemState: key-values under an authenticated root

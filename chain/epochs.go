@@ -73,7 +73,7 @@ func (m *Machine) addOpen(d int) {
 func initValidators(s State, g *Genesis) error {
 	ids := make([][]byte, 0, len(g.Validators))
 	for _, v := range g.Validators {
-		id, err := decodePeer(v.PeerID)
+		id, err := ParsePeerID(v.PeerID)
 		if err != nil {
 			return err
 		}

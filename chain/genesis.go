@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Params are the consensus parameters: in genesis, changed only by an
@@ -104,13 +103,14 @@ func (g *Genesis) Validate() error {
 	}
 	seen := map[string]bool{}
 	check := func(what, id string) error {
-		if _, err := peer.Decode(id); err != nil {
+		b, err := ParsePeerID(id)
+		if err != nil {
 			return fmt.Errorf("chain: genesis %s %q: %w", what, id, err)
 		}
-		if seen[what+id] {
+		if seen[what+string(b)] {
 			return fmt.Errorf("chain: genesis lists %s %s twice", what, id)
 		}
-		seen[what+id] = true
+		seen[what+string(b)] = true
 		return nil
 	}
 	for _, v := range g.Validators {

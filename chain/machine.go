@@ -93,7 +93,7 @@ func NewMachine(g *Genesis, s State) (*Machine, error) {
 	}
 	m := &Machine{state: s, chain: g.ChainID, admins: map[string]bool{}, threshold: g.Admins.Threshold}
 	for _, k := range g.Admins.Keys {
-		id, _ := decodePeer(k)
+		id, _ := ParsePeerID(k)
 		m.admins[string(id)] = true
 	}
 	if _, ok := s.Get(paramsKey); ok {
@@ -110,7 +110,7 @@ func NewMachine(g *Genesis, s State) (*Machine, error) {
 		validators[v.PeerID] = true
 	}
 	for _, gm := range g.Members {
-		id, _ := decodePeer(gm.PeerID)
+		id, _ := ParsePeerID(gm.PeerID)
 		rec := MemberRecord{Role: gm.Role, Name: gm.Name, Validator: validators[gm.PeerID]}
 		if err := putRecord(s, memberKey(id), &rec); err != nil {
 			return nil, err

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-
 	"auditnet/internal/dagcbor"
 )
 
@@ -16,15 +14,15 @@ type world struct {
 	s       *MemState
 	h       uint64
 	time    int64
-	keys    map[string]crypto.PrivKey
+	keys    map[string]Signer
 	ids     map[string][]byte
-	admins  []crypto.PrivKey
+	admins  []Signer
 	nonce   uint64
 	genesis *Genesis
 }
 
 func newWorld(t *testing.T, mutate func(*Genesis)) *world {
-	w := &world{t: t, keys: map[string]crypto.PrivKey{}, ids: map[string][]byte{}, h: 1, time: 1795000000000}
+	w := &world{t: t, keys: map[string]Signer{}, ids: map[string][]byte{}, h: 1, time: 1795000000000}
 	g := sampleGenesis(t)
 	for i, name := range []string{"agency", "agency2", "auditor", "auditor2", "datacenter"} {
 		sk, id := testKey(t, byte(40+i))
@@ -36,13 +34,13 @@ func newWorld(t *testing.T, mutate func(*Genesis)) *world {
 		if role == "auditor2" {
 			role = "auditor"
 		}
-		g.Members = append(g.Members, GenesisMember{PeerID: peerString(id), Role: role, Name: name})
+		g.Members = append(g.Members, GenesisMember{PeerID: PeerIDString(id), Role: role, Name: name})
 	}
 	g.Admins.Keys = nil
 	for i := byte(60); i < 63; i++ {
 		sk, id := testKey(t, i)
 		w.admins = append(w.admins, sk)
-		g.Admins.Keys = append(g.Admins.Keys, peerString(id))
+		g.Admins.Keys = append(g.Admins.Keys, PeerIDString(id))
 	}
 	g.Admins.Threshold = 2
 	if mutate != nil {

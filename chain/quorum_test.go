@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
 // TestQuorumIntersects checks q = ⌈(n+f+1)/2⌉ for n = 4..40: two quorums
@@ -33,7 +32,7 @@ func TestQuorumIntersects(t *testing.T) {
 // signer from another epoch's set, a prepare vote, a vote for another
 // block or view, a forged signature, the set of another epoch.
 func TestVerifyCommitCert(t *testing.T) {
-	var keys []crypto.PrivKey
+	var keys []Signer
 	var ids [][]byte
 	for i := byte(10); i < 14; i++ {
 		sk, id := testKey(t, i)
@@ -42,7 +41,7 @@ func TestVerifyCommitCert(t *testing.T) {
 	outsiderKey, _ := testKey(t, 99)
 	set := NewValidatorSet(2, ids...)
 	block := testRoot("block").Cid
-	vote := func(sk crypto.PrivKey, mutate func(*Vote)) SignedVote {
+	vote := func(sk Signer, mutate func(*Vote)) SignedVote {
 		v := Vote{Chain: "c", Epoch: 2, View: 5, Seq: 40, Phase: PhaseCommit, Block: testRoot("block")}
 		if mutate != nil {
 			mutate(&v)

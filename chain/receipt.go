@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Receipts (DESIGN.md, "Portable proofs") prove offline that a transaction
@@ -55,13 +54,13 @@ type EpochChange struct {
 // trusted to validate the blocks of Chain after Height. The genesis anchor
 // has epoch 0 and height 0; a trusted checkpoint names a later epoch and
 // the height after which its set validates (the height of the last block
-// of the previous epoch, or any later height of the same epoch). In JSON
-// the validators are peer ID strings.
+// of the previous epoch, or any later height of the same epoch). The
+// validators are peer ID strings, as ParsePeerID reads them.
 type TrustAnchor struct {
-	Chain      string    `json:"Chain"`
-	Epoch      uint64    `json:"Epoch"`
-	Height     uint64    `json:"Height"`
-	Validators []peer.ID `json:"Validators"`
+	Chain      string   `json:"Chain"`
+	Epoch      uint64   `json:"Epoch"`
+	Height     uint64   `json:"Height"`
+	Validators []string `json:"Validators"`
 }
 
 // AnchorFromGenesis returns the trust anchor of a genesis: epoch 0, height
@@ -72,11 +71,11 @@ func AnchorFromGenesis(g *Genesis) (TrustAnchor, error) {
 	}
 	a := TrustAnchor{Chain: g.ChainID}
 	for _, v := range g.Validators {
-		id, err := peer.Decode(v.PeerID)
+		id, err := ParsePeerID(v.PeerID)
 		if err != nil {
 			return TrustAnchor{}, fmt.Errorf("trust anchor: validator %q: %w", v.PeerID, err)
 		}
-		a.Validators = append(a.Validators, id)
+		a.Validators = append(a.Validators, PeerIDString(id))
 	}
 	return a, nil
 }
@@ -106,7 +105,11 @@ func (a *TrustAnchor) set() (ValidatorSet, error) {
 	}
 	ids := make([][]byte, len(a.Validators))
 	for i, v := range a.Validators {
-		ids[i] = []byte(v)
+		id, err := ParsePeerID(v)
+		if err != nil {
+			return ValidatorSet{}, fmt.Errorf("trust anchor: validator %d: %w", i, err)
+		}
+		ids[i] = id
 	}
 	if err := checkMembers(ids, false); err != nil {
 		return ValidatorSet{}, fmt.Errorf("trust anchor: %w", err)
@@ -122,7 +125,7 @@ func checkMembers(ids [][]byte, sorted bool) error {
 	}
 	seen := make(map[string]bool, len(ids))
 	for i, id := range ids {
-		if _, err := peer.IDFromBytes(id); err != nil {
+		if _, err := PublicKeyFromPeerID(id); err != nil {
 			return fmt.Errorf("validator %d: %w", i, err)
 		}
 		if seen[string(id)] {
@@ -532,8 +535,8 @@ func (p *Proven) String() string { return strings.Join(p.Lines(), "\n") }
 
 // peerName prints a peer ID, or its hex if it is not one.
 func peerName(b []byte) string {
-	if id, err := peer.IDFromBytes(b); err == nil {
-		return id.String()
+	if _, err := PublicKeyFromPeerID(b); err == nil {
+		return PeerIDString(b)
 	}
 	return hex.EncodeToString(b)
 }

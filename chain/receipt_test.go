@@ -2,6 +2,7 @@ package chain
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -14,8 +15,6 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/internal/dagcbor"
 )
@@ -42,12 +41,12 @@ type rcChain struct {
 	genesis    *Genesis
 	anchor     TrustAnchor // the genesis'
 	checkpoint TrustAnchor // epoch 2, after height 4
-	vals       []crypto.PrivKey
-	agency     crypto.PrivKey
-	auditor    crypto.PrivKey
-	admins     []crypto.PrivKey
+	vals       []Signer
+	agency     Signer
+	auditor    Signer
+	admins     []Signer
 	sets       []ValidatorSet // by epoch
-	setKeys    [][]crypto.PrivKey
+	setKeys    [][]Signer
 	blocks     []*Block // by height; blocks[0] is nil
 	outcomes   [][]Outcome
 	certs      []CommitCert
@@ -62,34 +61,25 @@ type rcChain struct {
 
 // rcKeys generates n Ed25519 keys from a fixed seed, so the chain (and the
 // fuzz seeds) are the same on every run.
-func rcKeys(t testing.TB, n int) []crypto.PrivKey {
+func rcKeys(t testing.TB, n int) []Signer {
 	t.Helper()
 	src := mrand.NewChaCha8([32]byte{'r', 'e', 'c', 'e', 'i', 'p', 't'})
-	keys := make([]crypto.PrivKey, n)
+	keys := make([]Signer, n)
 	for i := range keys {
-		sk, _, err := crypto.GenerateEd25519Key(src)
+		_, sk, err := ed25519.GenerateKey(src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys[i] = sk
+		keys[i] = NewSigner(sk)
 	}
 	return keys
 }
 
-func rcID(t testing.TB, sk crypto.PrivKey) []byte {
-	t.Helper()
-	id, err := peer.IDFromPrivateKey(sk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []byte(id)
-}
-
-// rcPeers converts peer ID bytes to peer IDs.
-func rcPeers(ids [][]byte) []peer.ID {
-	out := make([]peer.ID, len(ids))
+// rcPeers converts peer ID bytes to peer ID strings.
+func rcPeers(ids [][]byte) []string {
+	out := make([]string, len(ids))
 	for i, id := range ids {
-		out[i] = peer.ID(id)
+		out[i] = PeerIDString(id)
 	}
 	return out
 }
@@ -106,7 +96,7 @@ func rcHeaderCID(t testing.TB, h *Header) cid.Cid {
 }
 
 // rcVote signs a COMMIT vote.
-func rcVote(t testing.TB, chain string, epoch, view, height uint64, block cid.Cid, sk crypto.PrivKey) SignedVote {
+func rcVote(t testing.TB, chain string, epoch, view, height uint64, block cid.Cid, sk Signer) SignedVote {
 	t.Helper()
 	sv, err := SignVote(Vote{Chain: chain, Epoch: epoch, View: view, Seq: height, Phase: PhaseCommit, Block: dagcbor.Link{Cid: block}}, sk)
 	if err != nil {
@@ -121,9 +111,9 @@ func newRCChain(t testing.TB) *rcChain {
 	c := &rcChain{id: "auditnet-receipts", vals: keys[:6], agency: keys[6], auditor: keys[7], admins: keys[8:10]}
 	for e, members := range [][]int{{0, 1, 2, 3}, {0, 1, 2, 3, 4}, {1, 2, 3, 4, 5}} {
 		var ids [][]byte
-		var sks []crypto.PrivKey
+		var sks []Signer
 		for _, i := range members {
-			ids, sks = append(ids, rcID(t, c.vals[i])), append(sks, c.vals[i])
+			ids, sks = append(ids, c.vals[i].ID()), append(sks, c.vals[i])
 		}
 		c.sets = append(c.sets, NewValidatorSet(uint64(e), ids...))
 		c.setKeys = append(c.setKeys, sks)
@@ -131,8 +121,8 @@ func newRCChain(t testing.TB) *rcChain {
 	c.makeGenesis(t)
 	c.blocks, c.outcomes, c.certs = []*Block{nil}, [][]Outcome{nil}, []CommitCert{{}}
 
-	budget := Dataset{Owner: rcID(t, c.agency), Root: rcLink("budget 2026")}
-	ledger := Dataset{Owner: rcID(t, c.agency), Root: rcLink("ledger 2026")}
+	budget := Dataset{Owner: c.agency.ID(), Root: rcLink("budget 2026")}
+	ledger := Dataset{Owner: c.agency.ID(), Root: rcLink("ledger 2026")}
 	open := c.tx(t, c.agency, KindAnchor, func(b *TxBody) {
 		b.Anchor = &Anchor{Root: budget.Root, Size: 4096, Name: "budget 2026", Policy: PolicyOpen}
 	})
@@ -141,7 +131,7 @@ func newRCChain(t testing.TB) *rcChain {
 	})
 	c.addBlock(t, 0, 0, 0, 0, []Tx{open, asked}, []string{OutcomeOK, OutcomeAuthorised}, nil)
 	c.addBlock(t, 0, 0, 0, 1, nil, nil, nil)
-	v5 := rcID(t, c.vals[5])
+	v5 := c.vals[5].ID()
 	member := Tx{Body: TxBody{Chain: c.id, Kind: KindMember, Expires: 13, Nonce: 3,
 		Member: &Member{Op: MemberAdd, Peer: v5, Role: "office", Name: "office-5", Validator: true}}}
 	for _, sk := range c.admins {
@@ -180,15 +170,15 @@ func (c *rcChain) makeGenesis(t testing.TB) {
 	g := &Genesis{ChainID: c.id, Time: 1795000000000, Params: DefaultParams()}
 	g.Params.AccessWindow = 3
 	for i, sk := range c.setKeys[0] {
-		id := peer.ID(rcID(t, sk)).String()
+		id := PeerIDString(sk.ID())
 		g.Validators = append(g.Validators, Validator{PeerID: id, Addrs: []string{"/ip4/127.0.0.1/tcp/4040"}})
 		g.Members = append(g.Members, GenesisMember{PeerID: id, Role: "office", Name: fmt.Sprint("office-", i)})
 	}
 	g.Members = append(g.Members,
-		GenesisMember{PeerID: peer.ID(rcID(t, c.agency)).String(), Role: "agency", Name: "agency"},
-		GenesisMember{PeerID: peer.ID(rcID(t, c.auditor)).String(), Role: "auditor", Name: "auditor"})
+		GenesisMember{PeerID: PeerIDString(c.agency.ID()), Role: "agency", Name: "agency"},
+		GenesisMember{PeerID: PeerIDString(c.auditor.ID()), Role: "auditor", Name: "auditor"})
 	for _, sk := range c.admins {
-		g.Admins.Keys = append(g.Admins.Keys, peer.ID(rcID(t, sk)).String())
+		g.Admins.Keys = append(g.Admins.Keys, PeerIDString(sk.ID()))
 	}
 	g.Admins.Threshold = 2
 	anchor, err := AnchorFromGenesis(g)
@@ -199,10 +189,10 @@ func (c *rcChain) makeGenesis(t testing.TB) {
 }
 
 // tx makes a node transaction for the next block.
-func (c *rcChain) tx(t testing.TB, sk crypto.PrivKey, kind Kind, fill func(*TxBody)) Tx {
+func (c *rcChain) tx(t testing.TB, sk Signer, kind Kind, fill func(*TxBody)) Tx {
 	t.Helper()
 	h := uint64(len(c.blocks))
-	tx := Tx{Body: TxBody{Chain: c.id, Kind: kind, Sender: rcID(t, sk), Expires: h + 10, Nonce: h}}
+	tx := Tx{Body: TxBody{Chain: c.id, Kind: kind, Sender: sk.ID(), Expires: h + 10, Nonce: h}}
 	fill(&tx.Body)
 	if err := tx.Sign(sk); err != nil {
 		t.Fatal(err)
@@ -308,13 +298,13 @@ func TestReceiptVerifies(t *testing.T) {
 		switch {
 		case !p.Tx.Equals(deniedID) || p.Kind != KindAccess || p.Chain != c.id:
 			t.Fatalf("tx %s %s on %q", p.Tx, p.Kind, p.Chain)
-		case !bytes.Equal(p.Sender, rcID(t, c.auditor)) || len(p.Signers) != 1 || !bytes.Equal(p.Signers[0], p.Sender):
+		case !bytes.Equal(p.Sender, c.auditor.ID()) || len(p.Signers) != 1 || !bytes.Equal(p.Signers[0], p.Sender):
 			t.Fatalf("sender %x signers %x", p.Sender, p.Signers)
 		case p.Height != 5 || p.Epoch != 2 || p.Time != c.genesis.Time+5000 || !p.Block.Equals(block5):
 			t.Fatalf("block %s height %d epoch %d time %d", p.Block, p.Height, p.Epoch, p.Time)
 		case p.Code != OutcomeDenied || p.Reason != ReasonNoGrant:
 			t.Fatalf("outcome %s/%s", p.Code, p.Reason)
-		case a == nil || a.Purpose != "annual audit" || a.Case != "2026-17" || !bytes.Equal(a.Provider, rcID(t, c.agency)) ||
+		case a == nil || a.Purpose != "annual audit" || a.Case != "2026-17" || !bytes.Equal(a.Provider, c.agency.ID()) ||
 			!a.Dataset.Root.Equals(rcLink("ledger 2026").Cid) || p.Anchor != nil:
 			t.Fatalf("access %+v", a)
 		}
@@ -324,7 +314,7 @@ func TestReceiptVerifies(t *testing.T) {
 		wantDenied(t, p)
 		text := p.String()
 		for _, want := range []string{deniedID.String(), "height 5", "epoch 2", "denied, reason no-grant",
-			peer.ID(rcID(t, c.auditor)).String(), `case "2026-17"`, "2026-"} {
+			PeerIDString(c.auditor.ID()), `case "2026-17"`, "2026-"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("%q does not say %q", text, want)
 			}
@@ -343,7 +333,7 @@ func TestReceiptVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(b), c.checkpoint.Validators[0].String()) {
+		if !strings.Contains(string(b), c.checkpoint.Validators[0]) {
 			t.Fatalf("validators not written as peer IDs: %s", b)
 		}
 		path := filepath.Join(t.TempDir(), "checkpoint.json")
@@ -362,11 +352,11 @@ func TestReceiptVerifies(t *testing.T) {
 			t.Fatalf("%+v", p)
 		}
 		for i, sk := range c.admins {
-			if !bytes.Equal(p.Signers[i], rcID(t, sk)) {
+			if !bytes.Equal(p.Signers[i], sk.ID()) {
 				t.Fatalf("signer %d is %x", i, p.Signers[i])
 			}
 		}
-		if !strings.Contains(p.String(), "signed by admins "+peer.ID(rcID(t, c.admins[0])).String()) {
+		if !strings.Contains(p.String(), "signed by admins "+PeerIDString(c.admins[0].ID())) {
 			t.Fatal(p.String())
 		}
 	})
@@ -512,12 +502,12 @@ func TestReceiptRefusesEveryMutatedField(t *testing.T) {
 // or forged.
 func TestReceiptRefuses(t *testing.T) {
 	c := newRCChain(t)
-	v := func(i int) crypto.PrivKey { return c.vals[i] }
-	headerVote := func(sk crypto.PrivKey, epoch uint64) SignedVote {
+	v := func(i int) Signer { return c.vals[i] }
+	headerVote := func(sk Signer, epoch uint64) SignedVote {
 		h := &c.denied.Header
 		return rcVote(t, c.id, epoch, c.denied.Cert.View, h.Height, rcHeaderCID(t, h), sk)
 	}
-	changeVote := func(i int, sk crypto.PrivKey) SignedVote {
+	changeVote := func(i int, sk Signer) SignedVote {
 		h := &c.changes[i].Header
 		return rcVote(t, c.id, h.Epoch, c.changes[i].Cert.View, h.Height, rcHeaderCID(t, h), sk)
 	}
@@ -578,7 +568,7 @@ func TestReceiptRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rcClone(t, c.denied)
 			a := c.anchor
-			a.Validators = append([]peer.ID(nil), a.Validators...)
+			a.Validators = append([]string(nil), a.Validators...)
 			tc.mutate(r, &a)
 			p, err := VerifyReceipt(r, a)
 			if !errors.Is(err, ErrBadReceipt) || (tc.want != nil && !errors.Is(err, tc.want)) {
@@ -734,7 +724,7 @@ func TestAnchorFromGenesis(t *testing.T) {
 		t.Fatalf("%+v", a)
 	}
 	for i, sk := range c.setKeys[0] {
-		if got, want := a.Validators[i], peer.ID(rcID(t, sk)); got != want {
+		if got, want := a.Validators[i], PeerIDString(sk.ID()); got != want {
 			t.Fatalf("validator %d is %s, want %s", i, got, want)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/internal/dagcbor"
 )
@@ -141,14 +140,6 @@ func validRole(r string) bool {
 		return true
 	}
 	return false
-}
-
-func decodePeer(s string) ([]byte, error) {
-	id, err := peer.Decode(s)
-	if err != nil {
-		return nil, err
-	}
-	return []byte(id), nil
 }
 
 func uint64Bytes(v uint64) []byte     { return binary.BigEndian.AppendUint64(nil, v) }

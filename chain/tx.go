@@ -1,12 +1,11 @@
 package chain
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/internal/dagcbor"
 )
@@ -186,21 +185,17 @@ func (t *Tx) ID() (cid.Cid, error) {
 // BodySigningBytes is what every signature of t covers.
 func (t *Tx) BodySigningBytes() ([]byte, error) { return signingBytes(TagTx, &t.Body) }
 
-// Sign appends a signature by sk.
-func (t *Tx) Sign(sk crypto.PrivKey) error {
+// Sign appends a signature by s.
+func (t *Tx) Sign(s Signer) error {
 	msg, err := t.BodySigningBytes()
 	if err != nil {
 		return err
 	}
-	sig, err := sk.Sign(msg)
+	sig, err := s.Sign(msg)
 	if err != nil {
 		return fmt.Errorf("sign tx: %w", err)
 	}
-	id, err := peer.IDFromPrivateKey(sk)
-	if err != nil {
-		return err
-	}
-	t.Sigs = append(t.Sigs, Signature{Signer: []byte(id), Sig: sig})
+	t.Sigs = append(t.Sigs, Signature{Signer: s.ID(), Sig: sig})
 	return nil
 }
 
@@ -237,17 +232,12 @@ func (t *Tx) VerifySignatures() error {
 }
 
 func verifyBy(signer, msg, sig []byte) error {
-	id, err := peer.IDFromBytes(signer)
+	pub, err := PublicKeyFromPeerID(signer)
 	if err != nil {
 		return fmt.Errorf("%w: signer: %v", ErrBadSignature, err)
 	}
-	pub, err := id.ExtractPublicKey()
-	if err != nil || pub.Type() != crypto.Ed25519 {
-		return fmt.Errorf("%w: signer %s has no Ed25519 key in its ID", ErrBadSignature, id)
-	}
-	ok, err := pub.Verify(msg, sig)
-	if err != nil || !ok {
-		return fmt.Errorf("%w: by %s", ErrBadSignature, id)
+	if !ed25519.Verify(pub, msg, sig) {
+		return fmt.Errorf("%w: by %s", ErrBadSignature, PeerIDString(signer))
 	}
 	return nil
 }
@@ -283,7 +273,7 @@ func (t *Tx) Validate() error {
 	case b.Kind.admin() && len(b.Sender) != 0:
 		return fmt.Errorf("chain: %s tx has a sender; admins send it", b.Kind)
 	case len(b.Sender) != 0:
-		if _, err := peer.IDFromBytes(b.Sender); err != nil {
+		if _, err := PublicKeyFromPeerID(b.Sender); err != nil {
 			return fmt.Errorf("chain: sender: %w", err)
 		}
 		if len(t.Sigs) != 1 || string(t.Sigs[0].Signer) != string(b.Sender) {
@@ -298,7 +288,7 @@ func (t *Tx) Validate() error {
 func (t *Tx) validateBody() error {
 	b := &t.Body
 	peerOK := func(what string, p []byte) error {
-		if _, err := peer.IDFromBytes(p); err != nil {
+		if _, err := PublicKeyFromPeerID(p); err != nil {
 			return fmt.Errorf("chain: %s: %w", what, err)
 		}
 		return nil
@@ -362,13 +352,13 @@ func DecodeTx(b []byte) (*Tx, error) {
 }
 
 // SignAck signs an acknowledgement with the requester's key.
-func SignAck(a *Ack, sk crypto.PrivKey) error {
+func SignAck(a *Ack, s Signer) error {
 	a.Sig = nil
 	msg, err := signingBytes(TagAck, a)
 	if err != nil {
 		return err
 	}
-	a.Sig, err = sk.Sign(msg)
+	a.Sig, err = s.Sign(msg)
 	return err
 }
 

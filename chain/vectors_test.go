@@ -13,8 +13,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipld/go-ipld-prime/codec/dagcbor"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
 
 	dc "auditnet/internal/dagcbor"
@@ -22,18 +20,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/")
 
-// testKey is a deterministic Ed25519 node key.
-func testKey(t testing.TB, seed byte) (crypto.PrivKey, []byte) {
+// testKey is a deterministic Ed25519 node key and its peer ID.
+func testKey(t testing.TB, seed byte) (Signer, []byte) {
 	t.Helper()
-	sk, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(sk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sk, []byte(id)
+	sk := NewSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, 32)))
+	return sk, sk.ID()
 }
 
 func testRoot(s string) dc.Link {
@@ -49,7 +40,7 @@ func sampleTxs(t testing.TB) map[string]*Tx {
 	adminB, _ := testKey(t, 4)
 	validatorKey, _ := testKey(t, 5)
 	ds := Dataset{Owner: agency, Root: testRoot("ledger")}
-	node := func(k Kind, sender []byte, sk crypto.PrivKey, fill func(*TxBody)) *Tx {
+	node := func(k Kind, sender []byte, sk Signer, fill func(*TxBody)) *Tx {
 		tx := &Tx{Body: TxBody{Chain: "auditnet-test", Kind: k, Sender: sender, Expires: 120, Nonce: 7}}
 		fill(&tx.Body)
 		if err := tx.Sign(sk); err != nil {
@@ -60,7 +51,7 @@ func sampleTxs(t testing.TB) map[string]*Tx {
 	admin := func(k Kind, fill func(*TxBody)) *Tx {
 		tx := &Tx{Body: TxBody{Chain: "auditnet-test", Kind: k, Expires: 120, Nonce: 9}}
 		fill(&tx.Body)
-		for _, sk := range []crypto.PrivKey{adminA, adminB} {
+		for _, sk := range []Signer{adminA, adminB} {
 			if err := tx.Sign(sk); err != nil {
 				t.Fatal(err)
 			}
@@ -198,9 +189,4 @@ func TestIPLDReadsOurEncoding(t *testing.T) {
 			t.Fatalf("encoding %d: go-ipld-prime re-encodes it differently", i)
 		}
 	}
-}
-
-func peerString(id []byte) string {
-	p, _ := peer.IDFromBytes(id)
-	return p.String()
 }

@@ -1,13 +1,12 @@
 package index
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
 	"testing"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
 
 	"auditnet/chain"
@@ -35,34 +34,31 @@ type sim struct {
 	t      testing.TB
 	m      *chain.Machine
 	h      uint64
-	keys   map[string]crypto.PrivKey
+	keys   map[string]chain.Signer
 	ids    map[string][]byte
-	admins []crypto.PrivKey
+	admins []chain.Signer
 	nonce  uint64
 	blocks []committed
 }
 
-func newKey(t testing.TB) (crypto.PrivKey, []byte) {
+func newKey(t testing.TB) (chain.Signer, []byte) {
 	t.Helper()
-	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := peer.IDFromPrivateKey(sk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sk, []byte(id)
+	sk := chain.NewSigner(key)
+	return sk, sk.ID()
 }
 
-func peerString(id []byte) string { return peer.ID(id).String() }
+func peerString(id []byte) string { return chain.PeerIDString(id) }
 
 // newSim starts a chain whose members are four office validators, a
 // datacenter, and the agencies and auditors named, with three admins of
 // whom two sign.
 func newSim(t testing.TB, agencies, auditors []string, mutate func(*chain.Genesis)) *sim {
 	t.Helper()
-	s := &sim{t: t, h: 1, keys: map[string]crypto.PrivKey{}, ids: map[string][]byte{}}
+	s := &sim{t: t, h: 1, keys: map[string]chain.Signer{}, ids: map[string][]byte{}}
 	g := &chain.Genesis{ChainID: testChain, Time: baseTime - 1000, Params: chain.DefaultParams()}
 	add := func(name, role string) {
 		sk, id := newKey(t)

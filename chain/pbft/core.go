@@ -6,8 +6,6 @@ import (
 	"log/slog"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/chain"
 )
@@ -19,9 +17,9 @@ import (
 // clock: the node passes the time, ms since 1970 UTC, to New and Tick).
 type Config struct {
 	Genesis *chain.Genesis
-	// Key is the node's Ed25519 key; a node whose peer ID is not in the
+	// Signer is the node's Ed25519 key; a node whose peer ID is not in the
 	// epoch's validator set follows the chain without voting.
-	Key crypto.PrivKey
+	Signer chain.Signer
 	// ViewChangeTimeoutMs is how long a proposal may stay uncommitted, or a
 	// leader silent, before the view changes; it doubles with each view
 	// change that does not bring progress.
@@ -139,7 +137,7 @@ var (
 // concurrent use.
 type Core struct {
 	cfg     Config
-	key     crypto.PrivKey
+	key     chain.Signer
 	id      []byte
 	chainID string
 	log     *slog.Logger
@@ -235,11 +233,11 @@ type preparedBlock struct {
 // since 1970 UTC).
 func New(cfg Config, now int64) (*Core, error) {
 	cfg.withDefaults()
-	if cfg.Genesis == nil || cfg.Key == nil {
-		return nil, errors.New("pbft: config needs a genesis and a key")
+	if cfg.Genesis == nil || cfg.Signer == nil {
+		return nil, errors.New("pbft: config needs a genesis and a signer")
 	}
-	id, err := peer.IDFromPrivateKey(cfg.Key)
-	if err != nil {
+	id := cfg.Signer.ID()
+	if _, err := chain.PublicKeyFromPeerID(id); err != nil {
 		return nil, fmt.Errorf("pbft: node key: %w", err)
 	}
 	gcid, err := cfg.Genesis.CID()
@@ -252,7 +250,7 @@ func New(cfg Config, now int64) (*Core, error) {
 		return nil, err
 	}
 	c := &Core{
-		cfg: cfg, key: cfg.Key, id: []byte(id), chainID: cfg.Genesis.ChainID, log: cfg.Logger, now: now,
+		cfg: cfg, key: cfg.Signer, id: id, chainID: cfg.Genesis.ChainID, log: cfg.Logger, now: now,
 		state: state, machine: m, last: gcid, lastTime: cfg.Genesis.Time,
 		vcs: map[string]*SignedViewChange{}, votes: map[voteSlot]map[string]*chain.SignedVote{},
 		execs: map[cid.Cid]*execution{}, signed: map[voteSlot]cid.Cid{}, future: map[string][]*Message{},

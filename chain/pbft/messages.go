@@ -7,8 +7,6 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/chain"
 	"auditnet/internal/dagcbor"
@@ -206,22 +204,18 @@ func (m *Message) validate() error {
 	return nil
 }
 
-// sign signs v under tag with sk, returning the signer's peer ID bytes and
+// sign signs v under tag with s, returning the signer's peer ID bytes and
 // the signature.
-func sign(tag string, v any, sk crypto.PrivKey) (signer, sig []byte, err error) {
+func sign(tag string, v any, s chain.Signer) (signer, sig []byte, err error) {
 	msg, err := chain.SigningBytes(tag, v)
 	if err != nil {
 		return nil, nil, err
 	}
-	sig, err = sk.Sign(msg)
+	sig, err = s.Sign(msg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign %s: %w", tag, err)
 	}
-	id, err := peer.IDFromPrivateKey(sk)
-	if err != nil {
-		return nil, nil, err
-	}
-	return []byte(id), sig, nil
+	return s.ID(), sig, nil
 }
 
 func verify(tag string, v any, signer, sig []byte) error {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"auditnet/chain"
 )
@@ -94,7 +93,7 @@ func randomScenario(seed uint64) scenario {
 type simNode struct {
 	idx    int
 	id     []byte
-	key    crypto.PrivKey
+	key    chain.Signer
 	core   *Core
 	kind   byzKind
 	twinOf int // for a twin: the node it shares a key with; else -1
@@ -218,7 +217,7 @@ func newSim(tb testing.TB, sc scenario, w *world) *sim {
 	return s
 }
 
-func (s *sim) addNode(idx int, sk crypto.PrivKey, kind byzKind, twinOf int) {
+func (s *sim) addNode(idx int, sk chain.Signer, kind byzKind, twinOf int) {
 	var id []byte
 	if twinOf >= 0 {
 		id = s.w.nodeIDs[twinOf]
@@ -232,7 +231,7 @@ func (s *sim) addNode(idx int, sk crypto.PrivKey, kind byzKind, twinOf int) {
 }
 
 func (s *sim) config(n *simNode) Config {
-	cfg := Config{Genesis: s.w.genesis, Key: n.key, ViewChangeTimeoutMs: 500,
+	cfg := Config{Genesis: s.w.genesis, Signer: n.key, ViewChangeTimeoutMs: 500,
 		HeartbeatIntervalMs: 200, RequestTimeoutMs: 3000, IdleBlockIntervalMs: 300}
 	if *simLog {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug,

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
 
 	"auditnet/chain"
@@ -23,26 +21,16 @@ const simGenesisTime = 1795000000000
 
 // key derives an Ed25519 key from a label, so every seed sees the same
 // keys for the same roles.
-func key(tb testing.TB, label string, i int) (crypto.PrivKey, []byte) {
+func key(tb testing.TB, label string, i int) (chain.Signer, []byte) {
 	tb.Helper()
 	var seed [32]byte
 	copy(seed[:], label)
 	binary.BigEndian.PutUint32(seed[28:], uint32(i))
-	sk, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(seed[:]))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(sk)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return sk, []byte(id)
+	sk := chain.NewSigner(ed25519.NewKeyFromSeed(seed[:]))
+	return sk, sk.ID()
 }
 
-func peerString(id []byte) string {
-	p, _ := peer.IDFromBytes(id)
-	return p.String()
-}
+func peerString(id []byte) string { return chain.PeerIDString(id) }
 
 // world is the membership of a simulated network: validators (node 0 the
 // data center, the last an agency, the others office nodes), followers
@@ -51,13 +39,13 @@ func peerString(id []byte) string {
 // and admins.
 type world struct {
 	genesis   *chain.Genesis
-	nodeKeys  []crypto.PrivKey // validators, then followers
+	nodeKeys  []chain.Signer // validators, then followers
 	nodeIDs   [][]byte
-	agencies  []crypto.PrivKey
+	agencies  []chain.Signer
 	agencyIDs [][]byte
-	auditors  []crypto.PrivKey
+	auditors  []chain.Signer
 	audIDs    [][]byte
-	admins    []crypto.PrivKey
+	admins    []chain.Signer
 }
 
 func newWorld(tb testing.TB, validators, followers int, params chain.Params) *world {
@@ -133,7 +121,7 @@ func (l *workload) next(pick uint64, expires uint64) *chain.Tx {
 	a := int(pick % uint64(len(w.agencies)))
 	au := int(pick / 7 % uint64(len(w.auditors)))
 	body := chain.TxBody{Chain: simChain, Expires: expires, Nonce: l.nonce}
-	var sk crypto.PrivKey
+	var sk chain.Signer
 	switch {
 	case l.anchors < 3 || pick%3 == 0 || pick == probePick:
 		l.anchors++
