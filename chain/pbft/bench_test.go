@@ -29,7 +29,7 @@ type benchMsg struct {
 func newBenchNet(tb testing.TB, w *world, n int) *benchNet {
 	net := &benchNet{tb: tb, ids: map[string]int{}, now: simGenesisTime + 1000}
 	for i := 0; i < n; i++ {
-		c, err := New(Config{Genesis: w.genesis, Key: w.nodeKeys[i], MempoolTxs: 1 << 20}, net.now)
+		c, err := New(Config{Genesis: w.genesis, Signer: w.nodeKeys[i], MempoolTxs: 1 << 20}, net.now)
 		if err != nil {
 			tb.Fatal(err)
 		}

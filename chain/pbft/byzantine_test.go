@@ -145,6 +145,16 @@ func (s *sim) byzOutgoing(n *simNode, out Outbound) []Outbound {
 			return s.equivocate(n, m.Proposal)
 		}
 	case byzForgeNV:
+		if m.Vote != nil && m.Vote.Vote.Phase == chain.PhaseCommit && out.To == nil {
+			// Its commit goes to one node only, so that one commits
+			// and the others may not: the prepared block must then
+			// survive the view change.
+			for _, other := range s.nodes {
+				if string(other.id) != string(n.id) {
+					return []Outbound{{To: other.id, Msg: m}}
+				}
+			}
+		}
 		if m.NewView != nil && len(m.NewView.ViewChanges) > 0 && s.r.IntN(2) == 0 {
 			nv := *m.NewView
 			nv.ViewChanges = nv.ViewChanges[1:]

@@ -10,9 +10,9 @@ var regressions = []struct {
 	// what went wrong before the fix.
 	what string
 }{
-	{"ForgedViewChangeWithoutBlock", 12,
+	{"ForgedViewChangeWithoutBlock", 23,
 		"a Byzantine validator's own view change claimed a prepared block it did not carry; as the next leader it dereferenced the missing block"},
-	{"MempoolExpiryDuringCompaction", 15,
+	{"MempoolExpiryDuringCompaction", 27,
 		"expiring transactions while the mempool compacted its order walked a slice being rewritten"},
 	{"RequestTimerRestartsInNewView", 38,
 		"old transactions made every new view time out at once (the censorship timer ran from the transaction's arrival, not from the view's start), and a restarted node's watermark stayed at 0 so it dropped every vote above it"},
@@ -24,6 +24,10 @@ var regressions = []struct {
 		"an honest validator whose timers ran shorter went views ahead of the others on its own, so no view gathered a quorum again"},
 	{"TwinsWithSkewedClock", 157,
 		"the same runaway views, with Twins and a skewed clock"},
+	{"SimulatorPartitionAfterHeal", 279,
+		"a bug in the simulator: a partition drawn just before the fault phase ended outlived the heal and blocked a lagging node's sync for good"},
+	{"SimulatorPartitionAfterHealEquivocatingLeader", 351,
+		"the same simulator bug, with an equivocating leader"},
 }
 
 func TestRegressions(t *testing.T) {

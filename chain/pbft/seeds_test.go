@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -64,8 +65,7 @@ func runSeeds(tb testing.TB, first, count uint64, adjust func(uint64, *scenario)
 			for seed := range seeds {
 				sc := randomScenario(seed)
 				adjust(seed, &sc)
-				s := newSim(tb, sc, worlds[sc.n])
-				v := s.run()
+				v, s := runOne(tb, sc, worlds[sc.n])
 				r := result{seed: seed}
 				if len(v) > 0 {
 					r.report = fmt.Sprintf("%s\n  %s\n  replay: go test ./chain/pbft -run %s -seed %d -v", sc, strings.Join(v, "\n  "), tb.Name(), seed)
@@ -96,6 +96,18 @@ func runSeeds(tb testing.TB, first, count uint64, adjust func(uint64, *scenario)
 		out[i] = r.report
 	}
 	return out
+}
+
+// runOne runs one scenario; a panic is reported as a violation, with
+// its stack, so that the seed that caused it is printed.
+func runOne(tb testing.TB, sc scenario, w *world) (v []string, s *sim) {
+	defer func() {
+		if p := recover(); p != nil {
+			v = []string{fmt.Sprintf("panic: %v\n%s", p, debug.Stack())}
+		}
+	}()
+	s = newSim(tb, sc, w)
+	return s.run(), s
 }
 
 func (s *sim) maxHeight() uint64 {

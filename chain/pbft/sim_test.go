@@ -43,6 +43,10 @@ type scenario struct {
 	brokenQuorum, skipNewViewCheck bool
 	faultPhase, healPhase          time.Duration
 	txEvery                        time.Duration
+	// filter, when set, drops the messages it returns true for (m nil:
+	// serving a sync request), before the network heals: a targeted
+	// fault.
+	filter func(s *sim, from, to int, m *Message) bool
 }
 
 func (s scenario) String() string {
@@ -212,7 +216,7 @@ func newSim(tb testing.TB, sc scenario, w *world) *sim {
 	if sc.partitions {
 		s.partition()
 	}
-	s.schedule(&event{at: sc.faultPhase, kind: evHeal})
+	s.schedule(&event{at: sc.faultPhase, kind: evHeal, to: -2})
 	s.schedule(&event{at: sc.faultPhase + 2*time.Second, kind: evProbe})
 	return s
 }
@@ -352,7 +356,7 @@ func (s *sim) handle(e *event) {
 		s.byzAfterStep(n, m)
 	case evSyncServe:
 		peer := s.nodes[e.to]
-		if peer.crashed || s.cut[[2]int{e.to, e.from}] {
+		if peer.crashed || (!s.healed && s.cut[[2]int{e.to, e.from}]) || (s.sc.filter != nil && !s.healed && s.sc.filter(s, e.to, e.from, nil)) {
 			return
 		}
 		var out []Committed
@@ -365,7 +369,9 @@ func (s *sim) handle(e *event) {
 	case evSyncDeliver:
 		n := s.nodes[e.to]
 		if !n.crashed {
-			_ = n.core.StepSync(e.blocks)
+			if err := n.core.StepSync(e.blocks); err != nil && *simLog {
+				n.core.log.Debug("sync refused", "err", err)
+			}
 			s.drain(n)
 		}
 	case evClient:
@@ -391,11 +397,11 @@ func (s *sim) handle(e *event) {
 		for k := range s.cut {
 			delete(s.cut, k)
 		}
-		if e.to == -1 && s.r.IntN(2) == 0 {
+		if e.to == -1 && !s.healed && s.r.IntN(2) == 0 {
 			s.partition()
 			return
 		}
-		if s.now >= s.sc.faultPhase {
+		if e.to == -2 {
 			s.healed = true
 			for _, n := range s.nodes {
 				if n.crashed {
@@ -510,6 +516,9 @@ func (s *sim) route(from *simNode, out Outbound) {
 		s.old[s.r.IntN(len(s.old))] = raw
 	}
 	for _, j := range to {
+		if s.sc.filter != nil && !s.healed && s.sc.filter(s, from.idx, j, out.Msg) {
+			continue
+		}
 		target := s.nodes[j]
 		if target.twinOf >= 0 || s.hasTwin(j) {
 			// Twins: each hears the senders of its own group.
