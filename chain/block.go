@@ -81,6 +81,11 @@ type Header struct {
 	TxRoot      []byte `cbor:"txroot"`
 	ResultsRoot []byte `cbor:"resultsroot"`
 	StateRoot   []byte `cbor:"stateroot"`
+	// TxCount and ResultCount are the sizes of the two Merkle trees, so
+	// that an inclusion proof names one leaf of one tree (RFC 6962 paths
+	// alone fit more than one tree size).
+	TxCount     uint64 `cbor:"ntxs"`
+	ResultCount uint64 `cbor:"nresults"`
 	// NextValidators is the hash of the validator set after this block.
 	NextValidators []byte `cbor:"nextvals"`
 	Proposer       []byte `cbor:"proposer"`

@@ -148,9 +148,8 @@ func checkMembers(ids [][]byte, sorted bool) error {
 // block. Outcomes recorded in a later block (a non-service, whose Tx is an
 // access request committed earlier) are not covered.
 //
-// The header does not commit to the number of transactions or outcomes,
-// so TxCount and OutcomeCount are bound only as far as the shape of an
-// RFC 6962 path binds them; they are not among the facts proven.
+// TxCount and OutcomeCount must equal the header's TxCount and
+// ResultCount, so each path names one leaf of one tree.
 type Receipt struct {
 	Chain string `cbor:"chain" json:"Chain"`
 	Tx    Tx     `cbor:"tx" json:"Tx"`
@@ -365,6 +364,10 @@ func (r *Receipt) checkInclusion() (cid.Cid, error) {
 	id, err := r.Tx.ID()
 	if err != nil {
 		return cid.Undef, refuse("tx id", err)
+	}
+	if r.TxCount != r.Header.TxCount || r.OutcomeCount != r.Header.ResultCount {
+		return cid.Undef, fmt.Errorf("%w: %w: counts %d and %d differ from the header's %d and %d", ErrBadReceipt, ErrBadProof,
+			r.TxCount, r.OutcomeCount, r.Header.TxCount, r.Header.ResultCount)
 	}
 	if err := included("tx", leaf, r.TxIndex, r.TxCount, r.TxPath, r.Header.TxRoot); err != nil {
 		return cid.Undef, err

@@ -242,6 +242,7 @@ func (c *rcChain) addBlock(t testing.TB, epoch, view, certView, next uint64, txs
 	hdr := Header{
 		Chain: c.id, Epoch: epoch, Height: h, Prev: dagcbor.Link{Cid: prev}, Time: c.genesis.Time + int64(h)*1000,
 		TxRoot: txRoot, ResultsRoot: results, StateRoot: state[:], NextValidators: c.sets[next].Hash(),
+		TxCount: uint64(len(txs)), ResultCount: uint64(len(outcomes)),
 		Proposer: set.IDs()[view%uint64(len(set.Members))], View: view,
 	}
 	block := rcHeaderCID(t, &hdr)

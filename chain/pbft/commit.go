@@ -262,10 +262,14 @@ func (c *Core) reportEquivocation(a, b *chain.SignedVote) {
 		return
 	}
 	c.evidence[k] = true
-	c.log.Warn("equivocation", "signer", a.Signer, "view", v.View, "seq", v.Seq, "phase", v.Phase)
-	if !c.isValidator() {
+	c.log.Warn("equivocation", "signer", chain.PeerIDString(a.Signer), "view", v.View, "seq", v.Seq, "phase", v.Phase)
+	// One piece of evidence per equivocating validator and epoch is
+	// enough to prove it; a validator that equivocates in every slot
+	// must not fill the blocks with evidence.
+	if !c.isValidator() || c.accused[string(a.Signer)] == v.Epoch+1 {
 		return
 	}
+	c.accused[string(a.Signer)] = v.Epoch + 1
 	rec, ok, err := c.machine.Member(c.id)
 	if err != nil || !ok || (rec.Role != "datacenter" && rec.Role != "office") {
 		return
@@ -307,7 +311,7 @@ func (c *Core) admit(tx *chain.Tx, fromClient bool) error {
 		return err
 	}
 	c.markVerified(tx)
-	c.mempool.add(tx, id, len(raw), c.now)
+	c.mempool.add(tx, id, len(raw), c.now, c.height)
 	if fromClient {
 		c.broadcast(&Message{Tx: tx})
 	}

@@ -163,6 +163,7 @@ type Core struct {
 	viewDeadline int64
 	leaderSeen   int64
 	viewStart    int64
+	viewHeight   uint64
 	slotStart    int64
 	myVC         *SignedViewChange
 	vcs          map[string]*SignedViewChange
@@ -183,7 +184,10 @@ type Core struct {
 	mempool  *mempool
 	verified map[[32]byte]bool
 	evidence map[voteSlotBy]bool
-	nonce    uint64
+	// accused is, per validator this node sent evidence against, 1 + the
+	// epoch of that evidence.
+	accused map[string]uint64
+	nonce   uint64
 
 	heights       map[string]uint64
 	nextHeartbeat int64
@@ -255,7 +259,7 @@ func New(cfg Config, now int64) (*Core, error) {
 		vcs: map[string]*SignedViewChange{}, votes: map[voteSlot]map[string]*chain.SignedVote{},
 		execs: map[cid.Cid]*execution{}, signed: map[voteSlot]cid.Cid{}, future: map[string][]*Message{},
 		checkpoints: map[uint64]map[string]cid.Cid{}, cpBlocks: map[uint64]cid.Cid{}, verified: map[[32]byte]bool{},
-		evidence: map[voteSlotBy]bool{}, heights: map[string]uint64{},
+		evidence: map[voteSlotBy]bool{}, accused: map[string]uint64{}, heights: map[string]uint64{},
 		leaderSeen: now, slotStart: now, viewStart: now,
 	}
 	m.SkipVerified(c.isVerified)
@@ -468,14 +472,23 @@ func (c *Core) requestSync(from []byte) {
 	c.out.Sync = &SyncRequest{Peer: from, From: c.height + 1}
 }
 
-// censored reports whether a transaction that is still valid has waited
-// longer than RequestTimeoutMs: the leader is leaving it out. Transactions
-// that became invalid since they were admitted (a grant whose dataset
-// another grant changed, say) are dropped on the way.
+// censored reports whether the leader is leaving out a transaction this
+// node holds that is still valid: it waited longer than RequestTimeoutMs,
+// or blocks went by without it, more than the backlog ahead of it
+// explains (one block takes MaxBlockTxs; without this a leader could leave
+// a transaction out until it expires, faster than any timer). Those that
+// became invalid since they were admitted (a grant whose dataset another
+// grant changed, say) are dropped on the way.
 func (c *Core) censored() bool {
 	for {
 		e := c.mempool.oldestEntry()
-		if e == nil || (c.now-e.arrived) <= c.cfg.RequestTimeoutMs {
+		if e == nil {
+			return false
+		}
+		// Waiting counts from the later of its arrival and the start of
+		// this view: a new leader gets its own chance.
+		backlog := uint64(c.mempool.len())/c.params.MaxBlockTxs + 3
+		if c.now-max(e.arrived, c.viewStart) <= c.cfg.RequestTimeoutMs && c.height <= max(e.height, c.viewHeight)+backlog {
 			return false
 		}
 		if err := c.machine.Check(e.tx, c.height+1); err == nil {

@@ -22,6 +22,8 @@ type entry struct {
 	id      cid.Cid
 	size    int
 	arrived int64
+	// height is the committed height when it arrived.
+	height  uint64
 	removed bool
 }
 
@@ -48,8 +50,8 @@ func (p *mempool) room(tx *chain.Tx) error {
 	return nil
 }
 
-func (p *mempool) add(tx *chain.Tx, id cid.Cid, size int, now int64) {
-	e := &entry{tx: tx, id: id, size: size, arrived: now}
+func (p *mempool) add(tx *chain.Tx, id cid.Cid, size int, now int64, height uint64) {
+	e := &entry{tx: tx, id: id, size: size, arrived: now, height: height}
 	p.byID[id] = e
 	p.order = append(p.order, e)
 	p.live++

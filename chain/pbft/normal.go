@@ -194,6 +194,8 @@ func (c *Core) execute(b *chain.Block) (*execution, error) {
 		return nil, errors.New("state root does not match")
 	case !bytes.Equal(want.NextValidators, h.NextValidators):
 		return nil, errors.New("next validator set does not match")
+	case want.TxCount != h.TxCount || want.ResultCount != h.ResultCount:
+		return nil, errors.New("transaction or result count does not match")
 	}
 	for i := range b.Txs {
 		c.markVerified(&b.Txs[i])
@@ -211,6 +213,7 @@ func (c *Core) header(b *chain.Block, e *execution) (chain.Header, error) {
 	if h.ResultsRoot, err = chain.ResultsRoot(e.outcomes); err != nil {
 		return h, err
 	}
+	h.TxCount, h.ResultCount = uint64(len(b.Txs)), uint64(len(e.outcomes))
 	root := e.state.Root()
 	h.StateRoot = root[:]
 	next, err := e.machine.Validators()

@@ -419,6 +419,11 @@ func (s *sim) handle(e *event) {
 				if err := n.core.Submit(tx); err == nil {
 					s.probes[id] = true
 					s.check.submitted[id] = true
+				} else if *simLog {
+					n.core.log.Debug("probe refused", "err", err)
+				}
+				if *simLog {
+					n.core.log.Debug("probe", "tx", id)
 				}
 				s.drain(n)
 			}

@@ -50,7 +50,7 @@ func (c *Core) startViewChange(w uint64, why string) {
 	}
 	c.log.Info("view change", "from", c.view, "to", w, "height", c.height, "why", why)
 	c.view, c.changing = w, true
-	c.viewStart = c.now
+	c.viewStart, c.viewHeight = c.now, c.height
 	c.attempts++
 	c.viewDeadline = c.now + c.cfg.ViewChangeTimeoutMs<<min(c.attempts-1, maxBackoff)
 	c.slot = nil
@@ -288,7 +288,7 @@ func (c *Core) newViewBlock(vcs []*SignedViewChange) (*chain.Block, error) {
 // enterView ends a view change.
 func (c *Core) enterView(v uint64) {
 	c.view, c.changing = v, false
-	c.viewStart = c.now
+	c.viewStart, c.viewHeight = c.now, c.height
 	c.pendingNV = nil
 	c.slot = nil
 	c.slotStart, c.leaderSeen = c.now, c.now
