@@ -15,8 +15,14 @@
 //   - the state (State, MemState: key-values under an authenticated root
 //     that an update rehashes in O(log n)) and the state machine (Machine:
 //     Check decides whether a transaction may enter a block, Execute
-//     applies a block and returns each outcome for the results root).
+//     applies a block and returns each outcome for the results root),
+//     including epochs: validator-set changes taking effect at a
+//     checkpoint L blocks on (epochs.go);
+//   - receipts (receipt.go): a transaction and its outcome proven offline
+//     from the genesis or a trusted checkpoint, through the block's roots,
+//     its commit certificate and every validator-set change since.
 //
-// It holds no goroutine and does no I/O. The consensus core (chain/pbft)
-// and the block store (chain/store) build on it.
+// It holds no goroutine and does no I/O. The consensus core (chain/pbft),
+// the audit trail's query indexes (chain/index) and the block store
+// (chain/store) build on it.
 package chain

@@ -100,3 +100,49 @@ func BenchmarkStateSet(b *testing.B) {
 		i++
 	}
 }
+
+// TestCloneIsIndependent checks that a clone and its original share
+// nothing observable: writes to either leave the other's contents and
+// root as they were, and each root still equals that of a fresh state of
+// the same contents.
+func TestCloneIsIndependent(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 0))
+	base := NewMemState()
+	model := map[string]string{}
+	for i := 0; i < 500; i++ {
+		k, v := fmt.Sprint("k", i), fmt.Sprint("v", i)
+		base.Set([]byte(k), []byte(v))
+		model[k] = v
+	}
+	before := base.Root()
+	clone := base.Clone().(*MemState)
+	cloneModel := map[string]string{}
+	for k, v := range model {
+		cloneModel[k] = v
+	}
+	for i := 0; i < 200; i++ {
+		k := fmt.Sprint("k", r.IntN(700))
+		if i%3 == 0 {
+			clone.Delete([]byte(k))
+			delete(cloneModel, k)
+		} else {
+			clone.Set([]byte(k), []byte("changed"))
+			cloneModel[k] = "changed"
+		}
+	}
+	if base.Root() != before || base.Len() != len(model) {
+		t.Fatal("writes to a clone changed the original")
+	}
+	for k, v := range model {
+		if got, ok := base.Get([]byte(k)); !ok || string(got) != v {
+			t.Fatalf("original lost %s", k)
+		}
+	}
+	if clone.Root() != fresh(cloneModel, r).Root() || clone.Len() != len(cloneModel) {
+		t.Fatal("the clone's root is not that of its contents")
+	}
+	base.Set([]byte("only-in-base"), []byte("x"))
+	if _, ok := clone.Get([]byte("only-in-base")); ok {
+		t.Fatal("a write to the original showed in the clone")
+	}
+}

@@ -102,8 +102,8 @@ func BenchmarkCore(b *testing.B) {
 			net := newBenchNet(b, w, 4)
 			load := &workload{tb: b, w: w}
 			// Datasets for grants and requests to refer to.
-			for i := 0; i < 30; i++ {
-				if err := net.cores[0].Submit(load.next(probePick, 900)); err != nil {
+			for _, tx := range load.setup(10, 900) {
+				if err := net.cores[0].Submit(tx); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -120,7 +120,9 @@ func BenchmarkCore(b *testing.B) {
 			msgs := net.msgs
 			b.ResetTimer()
 			for i, tx := range txs {
-				_ = net.cores[i%4].Submit(tx)
+				if err := net.cores[i%4].Submit(tx); err != nil {
+					b.Fatalf("tx %d (%s): %v", i, tx.Body.Kind, err)
+				}
 				if i%4000 == 3999 {
 					net.drain()
 				}

@@ -458,7 +458,9 @@ func (c *Core) onHeartbeat(sh *SignedHeartbeat) error {
 	if hb.View == c.view && string(sh.Signer) == string(c.leaderOf(c.view)) {
 		c.leaderSeen = c.now
 	}
-	if hb.Height > c.height || hb.Epoch > c.vals.Epoch {
+	// One block behind is normal while a commit is under way; a node
+	// stuck there for a heartbeat interval, or further behind, fetches.
+	if hb.Height > c.height+1 || hb.Epoch > c.vals.Epoch || (hb.Height > c.height && c.now-c.slotStart > c.cfg.HeartbeatIntervalMs) {
 		c.requestSync(sh.Signer)
 	}
 	return nil

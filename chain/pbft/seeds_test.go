@@ -119,3 +119,46 @@ func (s *sim) maxHeight() uint64 {
 	}
 	return h
 }
+
+// TestSeedsCoverTheFaultMix checks that the CI sweep's seeds draw every
+// validator count, every Byzantine behaviour and every network fault, and
+// logs how often (the mix docs/benchmarks.md reports).
+func TestSeedsCoverTheFaultMix(t *testing.T) {
+	const seeds = 1000
+	ns, kinds := map[int]int{}, map[byzKind]int{}
+	var byzSeeds, drops, dups, replays, partitions, crashes, skews, valChanges int
+	for seed := uint64(1); seed <= seeds; seed++ {
+		sc := randomScenario(seed)
+		ns[sc.n]++
+		if len(sc.byz) > 0 {
+			byzSeeds++
+		}
+		for _, k := range sc.byz {
+			kinds[k]++
+		}
+		count := func(b bool, n *int) {
+			if b {
+				*n++
+			}
+		}
+		count(sc.dropP > 0, &drops)
+		count(sc.dupP > 0, &dups)
+		count(sc.replayP > 0, &replays)
+		count(sc.partitions, &partitions)
+		count(sc.crashes, &crashes)
+		count(len(sc.skew) > 0, &skews)
+		count(sc.valChange, &valChanges)
+	}
+	for _, n := range []int{4, 5, 7, 10} {
+		if ns[n] == 0 {
+			t.Errorf("no seed runs n = %d", n)
+		}
+	}
+	for k := byzTwins; k < numByzKinds; k++ {
+		if kinds[k] == 0 {
+			t.Errorf("no seed runs a %s validator", k)
+		}
+	}
+	t.Logf("of %d seeds: n=4/5/7/10: %d/%d/%d/%d; with Byzantine validators: %d (%v); drops %d, duplicates %d, replays %d, partitions %d, crashes %d, clock skew %d, validator-set change %d",
+		seeds, ns[4], ns[5], ns[7], ns[10], byzSeeds, kinds, drops, dups, replays, partitions, crashes, skews, valChanges)
+}

@@ -108,6 +108,27 @@ type workload struct {
 	w       *world
 	nonce   uint64
 	anchors int
+	// known, once setup anchored datasets, makes grants and requests
+	// name only those, so that every transaction is valid.
+	known int
+}
+
+// setup returns anchors of known datasets per agency, for benchmarks.
+func (l *workload) setup(known int, expires uint64) []*chain.Tx {
+	var txs []*chain.Tx
+	for k := 0; k < known; k++ {
+		for a := range l.w.agencies {
+			l.nonce++
+			tx := &chain.Tx{Body: chain.TxBody{Chain: simChain, Kind: chain.KindAnchor, Sender: l.w.agencyIDs[a], Expires: expires, Nonce: l.nonce,
+				Anchor: &chain.Anchor{Root: root(1<<20 + k*len(l.w.agencies) + a), Size: 1 << 20, Name: fmt.Sprint("known-", k), Policy: chain.PolicyOpen}}}
+			if err := tx.Sign(l.w.agencies[a]); err != nil {
+				l.tb.Fatal(err)
+			}
+			txs = append(txs, tx)
+		}
+	}
+	l.known = known
+	return txs
 }
 
 // probePick makes next return an anchor of a new dataset, which is always
@@ -133,10 +154,16 @@ func (l *workload) next(pick uint64, expires uint64) *chain.Tx {
 		body.Anchor = &chain.Anchor{Root: root(l.anchors*len(w.agencies) + a), Size: 1 << 20, Name: fmt.Sprint("ds-", l.anchors), Policy: policy}
 	case pick%3 == 1:
 		ds := chain.Dataset{Owner: w.agencyIDs[a], Root: root(int(pick%uint64(l.anchors))*len(w.agencies) + a)}
+		if l.known > 0 {
+			ds.Root = root(1<<20 + int(pick/3%uint64(l.known))*len(w.agencies) + a)
+		}
 		body.Kind, body.Sender, sk = chain.KindGrant, w.agencyIDs[a], w.agencies[a]
 		body.Grant = &chain.Grant{Dataset: ds, Auditor: w.audIDs[au]}
 	default:
 		ds := chain.Dataset{Owner: w.agencyIDs[a], Root: root(int(pick%uint64(l.anchors))*len(w.agencies) + a)}
+		if l.known > 0 {
+			ds.Root = root(1<<20 + int(pick/3%uint64(l.known))*len(w.agencies) + a)
+		}
 		body.Kind, body.Sender, sk = chain.KindAccess, w.audIDs[au], w.auditors[au]
 		body.Access = &chain.AccessRequest{Dataset: ds, Provider: w.agencyIDs[a], Nonce: binary.BigEndian.AppendUint64(nil, l.nonce), Purpose: "audit", Case: "sim"}
 	}
