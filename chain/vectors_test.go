@@ -4,18 +4,15 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
-	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/ipfs/go-cid"
-	"github.com/ipld/go-ipld-prime/codec/dagcbor"
-	"github.com/ipld/go-ipld-prime/node/basicnode"
 	mh "github.com/multiformats/go-multihash"
 
 	dc "auditnet/internal/dagcbor"
+	"auditnet/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/")
@@ -97,7 +94,7 @@ func sampleTxs(t testing.TB) map[string]*Tx {
 	}
 }
 
-type golden struct {
+type vector struct {
 	SigningBytes string `json:"signing_bytes"`
 	Encoding     string `json:"encoding"`
 	ID           string `json:"id"`
@@ -108,7 +105,7 @@ type golden struct {
 // any of them changes what every signature covers, so it must show in the
 // diff of testdata/vectors.json (rewritten with -update).
 func TestGoldenVectors(t *testing.T) {
-	got := map[string]golden{}
+	got := map[string]vector{}
 	for name, tx := range sampleTxs(t) {
 		sb, err := tx.BodySigningBytes()
 		if err != nil {
@@ -119,37 +116,15 @@ func TestGoldenVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		id, _ := tx.ID()
-		got["tx/"+name] = golden{hex.EncodeToString(sb), hex.EncodeToString(enc), id.String()}
+		got["tx/"+name] = vector{hex.EncodeToString(sb), hex.EncodeToString(enc), id.String()}
 	}
 	vk, _ := testKey(t, 5)
 	sv, _ := SignVote(Vote{Chain: "auditnet-test", Epoch: 1, View: 2, Seq: 30, Phase: PhasePrepare, Block: testRoot("b")}, vk)
 	vsb, _ := signingBytes(TagVote, &sv.Vote)
 	venc, vid, _ := Encode(&sv)
-	got["vote"] = golden{hex.EncodeToString(vsb), hex.EncodeToString(venc), vid.String()}
+	got["vote"] = vector{hex.EncodeToString(vsb), hex.EncodeToString(venc), vid.String()}
 
-	path := filepath.Join("testdata", "vectors.json")
-	if *update {
-		raw, _ := json.MarshalIndent(got, "", "  ")
-		if err := os.WriteFile(path, append(raw, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	var want map[string]golden
-	if err := json.Unmarshal(raw, &want); err != nil {
-		t.Fatal(err)
-	}
-	if len(want) != len(got) {
-		t.Fatalf("%d vectors on file, %d made", len(want), len(got))
-	}
-	for name, w := range want {
-		if got[name] != w {
-			t.Errorf("%s changed:\n got %+v\nwant %+v", name, got[name], w)
-		}
-	}
+	golden.Check(t, filepath.Join("testdata", "vectors.json"), got, *update)
 }
 
 // TestIPLDReadsOurEncoding checks that go-ipld-prime's DAG-CBOR codec
@@ -176,17 +151,5 @@ func TestIPLDReadsOurEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	encodings = append(encodings, gb)
-	for i, enc := range encodings {
-		nb := basicnode.Prototype.Any.NewBuilder()
-		if err := dagcbor.Decode(nb, bytes.NewReader(enc)); err != nil {
-			t.Fatalf("encoding %d: go-ipld-prime cannot decode it: %v", i, err)
-		}
-		var again bytes.Buffer
-		if err := dagcbor.Encode(nb.Build(), &again); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(again.Bytes(), enc) {
-			t.Fatalf("encoding %d: go-ipld-prime re-encodes it differently", i)
-		}
-	}
+	golden.IPLDRoundTrip(t, encodings)
 }

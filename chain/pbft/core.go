@@ -354,10 +354,6 @@ func (c *Core) persist(r Record) { c.out.Persist = append(c.out.Persist, r) }
 
 func (c *Core) broadcast(m *Message) { c.out.Messages = append(c.out.Messages, Outbound{Msg: m}) }
 
-func (c *Core) send(to []byte, m *Message) {
-	c.out.Messages = append(c.out.Messages, Outbound{To: to, Msg: m})
-}
-
 // Tick passes the time, now in ms since 1970 UTC: heartbeats,
 // view-change timers, the pace of empty blocks.
 func (c *Core) Tick(now int64) {

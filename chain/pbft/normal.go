@@ -394,7 +394,4 @@ func (c *Core) checkCommitted() {
 	}
 }
 
-// blockOf returns the executed block with a CID.
-func (c *Core) blockOf(bcid cid.Cid) *chain.Block { return c.execs[bcid].block }
-
 func copyBlock(b *chain.Block) *chain.Block { cb := *b; return &cb }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -175,7 +174,6 @@ type sim struct {
 	sigCache map[[32]byte]bool
 	steps    int
 	msgs     int
-	commits  int
 }
 
 const simTick = 20 * time.Millisecond
@@ -714,14 +712,4 @@ func (k *checker) finish() {
 			}
 		}
 	}
-}
-
-// sortedKeys is for deterministic iteration in tests.
-func sortedKeys[V any](m map[int]V) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Ints(out)
-	return out
 }
