@@ -14,7 +14,7 @@ import (
 // signature itself (no shared cache), with real Ed25519.
 type benchNet struct {
 	tb    testing.TB
-	cores []*Core
+	cores []*Replica
 	ids   map[string]int
 	queue []benchMsg
 	now   int64

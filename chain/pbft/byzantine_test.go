@@ -59,7 +59,7 @@ func (s *sim) hooksFor(n *simNode) testHooks {
 		}
 		h.skipNewViewCheck = s.sc.skipNewViewCheck
 	case byzForgeNV:
-		h.newViewBlock = func(c *Core, b *chain.Block) *chain.Block {
+		h.newViewBlock = func(c *Replica, b *chain.Block) *chain.Block {
 			fresh, err := c.build(c.view)
 			if err != nil {
 				return b

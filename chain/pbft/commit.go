@@ -11,7 +11,7 @@ import (
 // commit makes an executed block the new head: its state becomes the
 // committed state, the node learns the next epoch's set, and the next
 // sequence number opens.
-func (c *Core) commit(b *chain.Block, bcid cid.Cid, e *execution, cert *chain.CommitCert) {
+func (c *Replica) commit(b *chain.Block, bcid cid.Cid, e *execution, cert *chain.CommitCert) {
 	c.state, c.machine = e.state, e.machine
 	c.height = b.Header.Height
 	c.last, c.lastBlock, c.lastTime, c.lastCert = bcid, b, b.Header.Time, cert
@@ -74,7 +74,7 @@ func (c *Core) commit(b *chain.Block, bcid cid.Cid, e *execution, cert *chain.Co
 	}
 }
 
-func (c *Core) sendCheckpoint(epoch uint64) {
+func (c *Replica) sendCheckpoint(epoch uint64) {
 	if !c.prevOrCurrent(epoch).Members[string(c.id)] {
 		return
 	}
@@ -92,7 +92,7 @@ func (c *Core) sendCheckpoint(epoch uint64) {
 
 // prevOrCurrent returns the validator set of an epoch this node knows:
 // the current one or the one before.
-func (c *Core) prevOrCurrent(epoch uint64) chain.ValidatorSet {
+func (c *Replica) prevOrCurrent(epoch uint64) chain.ValidatorSet {
 	if epoch == c.vals.Epoch {
 		return c.vals
 	}
@@ -102,7 +102,7 @@ func (c *Core) prevOrCurrent(epoch uint64) chain.ValidatorSet {
 	return chain.ValidatorSet{}
 }
 
-func (c *Core) onCheckpoint(sc *SignedCheckpoint) error {
+func (c *Replica) onCheckpoint(sc *SignedCheckpoint) error {
 	cp := &sc.Checkpoint
 	set := c.prevOrCurrent(cp.Epoch)
 	if cp.Chain != c.chainID || !set.Members[string(sc.Signer)] || cp.Height <= c.stable ||
@@ -135,7 +135,7 @@ func (c *Core) onCheckpoint(sc *SignedCheckpoint) error {
 
 // setStable moves the low watermark to a stable checkpoint and collects
 // the logs below it.
-func (c *Core) setStable(h uint64) {
+func (c *Replica) setStable(h uint64) {
 	if h <= c.stable {
 		return
 	}
@@ -155,7 +155,7 @@ func (c *Core) setStable(h uint64) {
 
 // blockAt returns the CID of the committed block at h if this node still
 // knows it (the last one), else cid.Undef.
-func (c *Core) blockAt(h uint64) cid.Cid {
+func (c *Replica) blockAt(h uint64) cid.Cid {
 	if h == c.height {
 		return c.last
 	}
@@ -168,7 +168,7 @@ func (c *Core) blockAt(h uint64) cid.Cid {
 // maybePropose has the leader propose the next block as soon as the last
 // one committed and transactions wait, or an empty block when a deadline
 // counted in blocks is pending on an idle chain.
-func (c *Core) maybePropose() {
+func (c *Replica) maybePropose() {
 	if !c.isLeader() || c.changing || c.slot != nil {
 		return
 	}
@@ -195,7 +195,7 @@ func (c *Core) maybePropose() {
 }
 
 // propose signs and sends a block as the leader's proposal.
-func (c *Core) propose(b *chain.Block) {
+func (c *Replica) propose(b *chain.Block) {
 	bcid, err := blockCID(b)
 	if err != nil {
 		c.log.Error("block cid", "err", err)
@@ -218,7 +218,7 @@ func (c *Core) propose(b *chain.Block) {
 // build makes a block for the next height in view: the waiting
 // transactions that are still valid, in arrival order, within the block
 // limits, executed on a clone of the committed state.
-func (c *Core) build(view uint64) (*chain.Block, error) {
+func (c *Replica) build(view uint64) (*chain.Block, error) {
 	seq := c.height + 1
 	t := max(c.lastTime+1, c.nowMs())
 	t = c.hooks.stampTime(t, c.lastTime)
@@ -255,7 +255,7 @@ func (c *Core) build(view uint64) (*chain.Block, error) {
 
 // reportEquivocation turns two conflicting votes into an Evidence
 // transaction, once per signer and slot, if this node may send evidence.
-func (c *Core) reportEquivocation(a, b *chain.SignedVote) {
+func (c *Replica) reportEquivocation(a, b *chain.SignedVote) {
 	v := a.Vote
 	k := voteSlotBy{voteSlot: voteSlot{epoch: v.Epoch, view: v.View, seq: v.Seq, phase: v.Phase}, signer: string(a.Signer)}
 	if c.evidence[k] || !chain.Conflicts(a, b) {
@@ -292,7 +292,7 @@ func (c *Core) reportEquivocation(a, b *chain.SignedVote) {
 // admit puts a valid transaction in the mempool; one from a client is
 // forwarded to every validator, so a leader that leaves it out is
 // suspected by all of them.
-func (c *Core) admit(tx *chain.Tx, fromClient bool) error {
+func (c *Replica) admit(tx *chain.Tx, fromClient bool) error {
 	id, err := tx.ID()
 	if err != nil {
 		return err

@@ -4,7 +4,7 @@ import "auditnet/chain"
 
 // testHooks are switches that only this package's tests set: they break
 // the protocol on purpose, to show that the simulator's checker catches a
-// broken core, and they make Byzantine validators. A Core built by New has
+// broken core, and they make Byzantine validators. A Replica built by New has
 // them all off.
 type testHooks struct {
 	// quorumDelta lowers the quorum (1: q − 1).
@@ -24,7 +24,7 @@ type testHooks struct {
 	// node.
 	sigCache map[[32]byte]bool
 	// newViewBlock changes the block a new view proposes.
-	newViewBlock func(*Core, *chain.Block) *chain.Block
+	newViewBlock func(*Replica, *chain.Block) *chain.Block
 }
 
 func (h *testHooks) stampTime(t, last int64) int64 {
@@ -48,7 +48,7 @@ func (h *testHooks) tamperViewChange(vc ViewChange) ViewChange {
 	return h.viewChange(vc)
 }
 
-func (h *testHooks) tamperNewViewBlock(c *Core, b *chain.Block) *chain.Block {
+func (h *testHooks) tamperNewViewBlock(c *Replica, b *chain.Block) *chain.Block {
 	if h.newViewBlock == nil {
 		return b
 	}

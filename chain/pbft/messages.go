@@ -228,12 +228,12 @@ func verify(tag string, v any, signer, sig []byte) error {
 
 // verifyVote checks a vote's signature, once per process when tests share
 // a cache of verified signatures between simulated nodes.
-func (c *Core) verifyVote(sv *chain.SignedVote) error {
+func (c *Replica) verifyVote(sv *chain.SignedVote) error {
 	return c.verifySigned(chain.TagVote, &sv.Vote, sv.Signer, sv.Sig)
 }
 
 // verifySigned checks sig by signer over v under tag.
-func (c *Core) verifySigned(tag string, v any, signer, sig []byte) error {
+func (c *Replica) verifySigned(tag string, v any, signer, sig []byte) error {
 	msg, err := chain.SigningBytes(tag, v)
 	if err != nil {
 		return err

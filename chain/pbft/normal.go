@@ -26,7 +26,7 @@ var ErrInvalidBlock = errors.New("pbft: invalid block")
 
 // buffer keeps a message for a slot or view just ahead, to replay once
 // the node gets there, at most maxFuturePerPeer per peer.
-func (c *Core) buffer(from []byte, m *Message) error {
+func (c *Replica) buffer(from []byte, m *Message) error {
 	q := append(c.future[string(from)], m)
 	if len(q) > maxFuturePerPeer {
 		q = q[len(q)-maxFuturePerPeer:]
@@ -37,7 +37,7 @@ func (c *Core) buffer(from []byte, m *Message) error {
 
 // replayFuture steps the buffered messages again, now that the height or
 // view moved.
-func (c *Core) replayFuture() {
+func (c *Replica) replayFuture() {
 	if len(c.future) == 0 {
 		return
 	}
@@ -58,7 +58,7 @@ func (c *Core) replayFuture() {
 // ahead reports whether a message for (epoch, view, seq) belongs to the
 // near future: buffer it. Messages beyond the window, or about the past,
 // are stale.
-func (c *Core) classify(epoch, view, seq uint64) (current, ahead bool) {
+func (c *Replica) classify(epoch, view, seq uint64) (current, ahead bool) {
 	next := c.height + 1
 	switch {
 	case seq < next || view < c.view || epoch < c.vals.Epoch:
@@ -71,7 +71,7 @@ func (c *Core) classify(epoch, view, seq uint64) (current, ahead bool) {
 	return true, false
 }
 
-func (c *Core) onProposal(p *Proposal, fromNewView bool) error {
+func (c *Replica) onProposal(p *Proposal, fromNewView bool) error {
 	v := p.Vote.Vote
 	bcid, err := blockCID(&p.Block)
 	if err != nil {
@@ -130,7 +130,7 @@ func (c *Core) onProposal(p *Proposal, fromNewView bool) error {
 // validate checks a proposed block against the committed chain and
 // executes it on a clone of the committed state: header fields, the time
 // rule for fresh proposals, limits, every transaction valid, and the roots.
-func (c *Core) validate(b *chain.Block, bcid cid.Cid, fresh bool) (*execution, error) {
+func (c *Replica) validate(b *chain.Block, bcid cid.Cid, fresh bool) (*execution, error) {
 	if e := c.execs[bcid]; e != nil {
 		return e, nil
 	}
@@ -168,7 +168,7 @@ func (c *Core) validate(b *chain.Block, bcid cid.Cid, fresh bool) (*execution, e
 
 // execute runs a block on a clone of the committed state and checks the
 // roots its header claims.
-func (c *Core) execute(b *chain.Block) (*execution, error) {
+func (c *Replica) execute(b *chain.Block) (*execution, error) {
 	h := &b.Header
 	st := c.state.Clone()
 	m, err := chain.NewMachine(c.cfg.Genesis, st)
@@ -204,7 +204,7 @@ func (c *Core) execute(b *chain.Block) (*execution, error) {
 }
 
 // header fills in the roots of b's header from its execution.
-func (c *Core) header(b *chain.Block, e *execution) (chain.Header, error) {
+func (c *Replica) header(b *chain.Block, e *execution) (chain.Header, error) {
 	h := b.Header
 	var err error
 	if h.TxRoot, err = chain.TxRoot(b.Txs); err != nil {
@@ -232,12 +232,12 @@ func txKey(tx *chain.Tx) ([32]byte, error) {
 	return sha256.Sum256(raw), nil
 }
 
-func (c *Core) isVerified(tx *chain.Tx) bool {
+func (c *Replica) isVerified(tx *chain.Tx) bool {
 	k, err := txKey(tx)
 	return err == nil && (c.verified[k] || c.hooks.sigCache[k])
 }
 
-func (c *Core) markVerified(tx *chain.Tx) {
+func (c *Replica) markVerified(tx *chain.Tx) {
 	if k, err := txKey(tx); err == nil {
 		c.verified[k] = true
 		if c.hooks.sigCache != nil {
@@ -249,7 +249,7 @@ func (c *Core) markVerified(tx *chain.Tx) {
 // voteFor signs and sends this node's vote for a slot, unless it is not
 // a validator or already signed another block for that slot. block, for
 // a PREPARE, is persisted with the vote.
-func (c *Core) voteFor(phase chain.Phase, view, seq uint64, bcid cid.Cid, block *chain.Block) bool {
+func (c *Replica) voteFor(phase chain.Phase, view, seq uint64, bcid cid.Cid, block *chain.Block) bool {
 	if !c.isValidator() {
 		return false
 	}
@@ -271,7 +271,7 @@ func (c *Core) voteFor(phase chain.Phase, view, seq uint64, bcid cid.Cid, block 
 
 // addVote records a verified vote; a second vote by the same signer for
 // the same slot and another block is evidence.
-func (c *Core) addVote(sv *chain.SignedVote) {
+func (c *Replica) addVote(sv *chain.SignedVote) {
 	v := sv.Vote
 	vs := voteSlot{epoch: v.Epoch, view: v.View, seq: v.Seq, phase: v.Phase}
 	byS := c.votes[vs]
@@ -289,9 +289,9 @@ func (c *Core) addVote(sv *chain.SignedVote) {
 }
 
 // noteConflict handles a verified vote that may conflict with one held.
-func (c *Core) noteConflict(sv *chain.SignedVote) { c.addVote(sv) }
+func (c *Replica) noteConflict(sv *chain.SignedVote) { c.addVote(sv) }
 
-func (c *Core) onVote(sv *chain.SignedVote) error {
+func (c *Replica) onVote(sv *chain.SignedVote) error {
 	v := sv.Vote
 	if v.Chain != c.chainID || (v.Phase != chain.PhasePrepare && v.Phase != chain.PhaseCommit) {
 		return ErrStale
@@ -319,7 +319,7 @@ func (c *Core) onVote(sv *chain.SignedVote) error {
 }
 
 // votesFor returns the votes of a slot for a block, in signer order.
-func (c *Core) votesFor(vs voteSlot, bcid cid.Cid) []chain.SignedVote {
+func (c *Replica) votesFor(vs voteSlot, bcid cid.Cid) []chain.SignedVote {
 	var out []chain.SignedVote
 	for _, sv := range c.votes[vs] {
 		if sv.Vote.Block.Equals(bcid) && c.vals.Members[string(sv.Signer)] {
@@ -331,7 +331,7 @@ func (c *Core) votesFor(vs voteSlot, bcid cid.Cid) []chain.SignedVote {
 }
 
 // checkPrepared sends COMMIT once a quorum prepared the slot's block.
-func (c *Core) checkPrepared() {
+func (c *Replica) checkPrepared() {
 	s := c.slot
 	if s == nil || s.view != c.view || c.changing {
 		return
@@ -355,7 +355,7 @@ func (c *Core) checkPrepared() {
 
 // checkCommitted commits the next block once a quorum of COMMIT votes in
 // one view names a block this node has executed.
-func (c *Core) checkCommitted() {
+func (c *Replica) checkCommitted() {
 	seq := c.height + 1
 	var slots []voteSlot
 	for vs, byS := range c.votes {

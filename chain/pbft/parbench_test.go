@@ -22,7 +22,7 @@ type parNet struct {
 type parNode struct {
 	net       *parNet
 	idx       int
-	core      *Core
+	core      *Replica
 	mu        sync.Mutex
 	inbox     []parItem
 	wake      chan struct{}

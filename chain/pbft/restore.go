@@ -11,7 +11,7 @@ import (
 // persisted, so that it resumes in the view it was in and never signs a
 // second block for a slot it voted in. What it had signed for the open
 // slot is sent again.
-func Restore(cfg Config, now int64, blocks []Committed, wal []Record) (*Core, error) {
+func Restore(cfg Config, now int64, blocks []Committed, wal []Record) (*Replica, error) {
 	c, err := New(cfg, now)
 	if err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func Restore(cfg Config, now int64, blocks []Committed, wal []Record) (*Core, er
 
 // resendSlot sends again what this node signed for the open slot in its
 // view before it stopped: the proposal if it leads, and its votes.
-func (c *Core) resendSlot() {
+func (c *Replica) resendSlot() {
 	seq := c.height + 1
 	prep := voteSlot{epoch: c.vals.Epoch, view: c.view, seq: seq, phase: chain.PhasePrepare}
 	bcid, ok := c.signed[prep]
@@ -112,7 +112,7 @@ func (c *Core) resendSlot() {
 
 // restoreBlock executes a block this node voted for before it stopped, so
 // that it can propose or commit it again.
-func (c *Core) restoreBlock(b *chain.Block) {
+func (c *Replica) restoreBlock(b *chain.Block) {
 	if bcid, err := blockCID(b); err == nil {
 		_, _ = c.validate(b, bcid, false)
 	}

@@ -97,7 +97,7 @@ type simNode struct {
 	idx    int
 	id     []byte
 	key    chain.Signer
-	core   *Core
+	core   *Replica
 	kind   byzKind
 	twinOf int // for a twin: the node it shares a key with; else -1
 	// The node's disk: what its Readys said to persist.
@@ -254,8 +254,8 @@ func (s *sim) clock(n *simNode) int64 {
 
 // newCore starts a node's core, from genesis or, on a restart, from its
 // disk.
-func (s *sim) newCore(n *simNode, restoreFrom *simNode) *Core {
-	var c *Core
+func (s *sim) newCore(n *simNode, restoreFrom *simNode) *Replica {
+	var c *Replica
 	var err error
 	if restoreFrom == nil {
 		c, err = New(s.config(n), s.clock(n))

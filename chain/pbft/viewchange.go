@@ -26,7 +26,7 @@ const maxBackoff = 4
 // sending its view change again in case it was lost; without this rule a
 // node whose timers ran shorter would run views ahead of everyone and no
 // view would ever gather a quorum.
-func (c *Core) viewChangeTimedOut() {
+func (c *Replica) viewChangeTimedOut() {
 	n := 0
 	for _, svc := range c.vcs {
 		if svc.ViewChange.View >= c.view {
@@ -44,7 +44,7 @@ func (c *Core) viewChangeTimedOut() {
 }
 
 // startViewChange moves this node to view w and asks the others to follow.
-func (c *Core) startViewChange(w uint64, why string) {
+func (c *Replica) startViewChange(w uint64, why string) {
 	if w < c.view || (w == c.view && c.changing) || !c.isValidator() {
 		return
 	}
@@ -77,7 +77,7 @@ func (c *Core) startViewChange(w uint64, why string) {
 
 // checkViewChange verifies a view change against the current epoch: its
 // signer, signature, certificate and prepared certificate.
-func (c *Core) checkViewChange(svc *SignedViewChange, blockRequired bool) error {
+func (c *Replica) checkViewChange(svc *SignedViewChange, blockRequired bool) error {
 	vc := &svc.ViewChange
 	if vc.Chain != c.chainID || vc.Epoch != c.vals.Epoch || !c.vals.Members[string(svc.Signer)] {
 		return fmt.Errorf("%w: not from a validator of epoch %d", ErrBadViewChange, c.vals.Epoch)
@@ -112,7 +112,7 @@ func (c *Core) checkViewChange(svc *SignedViewChange, blockRequired bool) error 
 // checkCert verifies a commit certificate for height h (none for h = 0)
 // against the set of its epoch, which must be the current or the previous
 // one.
-func (c *Core) checkCert(h uint64, cert *chain.CommitCert) error {
+func (c *Replica) checkCert(h uint64, cert *chain.CommitCert) error {
 	if h == 0 {
 		if cert != nil {
 			return fmt.Errorf("%w: certificate for height 0", ErrBadViewChange)
@@ -135,7 +135,7 @@ func (c *Core) checkCert(h uint64, cert *chain.CommitCert) error {
 
 // checkPreparedCert verifies a quorum of PREPARE votes of epoch for one
 // block at seq in the certificate's view.
-func (c *Core) checkPreparedCert(p *PreparedCert, epoch, seq uint64) error {
+func (c *Replica) checkPreparedCert(p *PreparedCert, epoch, seq uint64) error {
 	seen := map[string]bool{}
 	for i := range p.Votes {
 		sv := &p.Votes[i]
@@ -157,7 +157,7 @@ func (c *Core) checkPreparedCert(p *PreparedCert, epoch, seq uint64) error {
 	return nil
 }
 
-func (c *Core) onViewChange(svc *SignedViewChange) error {
+func (c *Replica) onViewChange(svc *SignedViewChange) error {
 	vc := &svc.ViewChange
 	if vc.Chain != c.chainID {
 		return ErrStale
@@ -201,7 +201,7 @@ func (c *Core) onViewChange(svc *SignedViewChange) error {
 // tryNewView, on the leader of the view being changed to, sends the new
 // view once a quorum asked for it and this node has caught up with the
 // highest block they committed.
-func (c *Core) tryNewView() {
+func (c *Replica) tryNewView() {
 	if !c.changing || !c.isLeader() {
 		return
 	}
@@ -264,7 +264,7 @@ func (c *Core) tryNewView() {
 // newViewBlock is the block a new view must propose at height+1: the
 // prepared block of the highest view among the view changes that reached
 // this height, byte for byte, or else a fresh one.
-func (c *Core) newViewBlock(vcs []*SignedViewChange) (*chain.Block, error) {
+func (c *Replica) newViewBlock(vcs []*SignedViewChange) (*chain.Block, error) {
 	var best *SignedViewChange
 	for _, svc := range vcs {
 		vc := &svc.ViewChange
@@ -286,7 +286,7 @@ func (c *Core) newViewBlock(vcs []*SignedViewChange) (*chain.Block, error) {
 }
 
 // enterView ends a view change.
-func (c *Core) enterView(v uint64) {
+func (c *Replica) enterView(v uint64) {
 	c.view, c.changing = v, false
 	c.viewStart, c.viewHeight = c.now, c.height
 	c.pendingNV = nil
@@ -302,7 +302,7 @@ func (c *Core) enterView(v uint64) {
 
 // pruneViews forgets votes of views before v: this node never votes in
 // them again, nor counts votes of them.
-func (c *Core) pruneViews(v uint64) {
+func (c *Replica) pruneViews(v uint64) {
 	for vs := range c.votes {
 		if vs.view < v {
 			delete(c.votes, vs)
@@ -315,7 +315,7 @@ func (c *Core) pruneViews(v uint64) {
 	}
 }
 
-func (c *Core) onNewView(nv *NewView) error {
+func (c *Replica) onNewView(nv *NewView) error {
 	if nv.View < c.view || (nv.View == c.view && !c.changing) {
 		return ErrStale
 	}
@@ -366,7 +366,7 @@ func (c *Core) onNewView(nv *NewView) error {
 // changes: a quorum of valid ones for this view, none above the base
 // height, and the proposal is the highest-view prepared block at base+1,
 // byte for byte, or a fresh block of this view if none prepared.
-func (c *Core) checkNewView(nv *NewView, base uint64) error {
+func (c *Replica) checkNewView(nv *NewView, base uint64) error {
 	signers := map[string]bool{}
 	var best *PreparedCert
 	for i := range nv.ViewChanges {
@@ -410,7 +410,7 @@ func (c *Core) checkNewView(nv *NewView, base uint64) error {
 // fetched from a peer after a SyncRequest. Each is checked against its
 // epoch's validator set and executed in order; the first that does not
 // hold stops the rest.
-func (c *Core) StepSync(blocks []Committed) error {
+func (c *Replica) StepSync(blocks []Committed) error {
 	c.syncUntil = 0
 	for _, cb := range blocks {
 		b := cb.Block
@@ -432,7 +432,7 @@ func (c *Core) StepSync(blocks []Committed) error {
 	return nil
 }
 
-func (c *Core) applySynced(b *chain.Block, cert *chain.CommitCert) error {
+func (c *Replica) applySynced(b *chain.Block, cert *chain.CommitCert) error {
 	bcid, err := blockCID(b)
 	if err != nil {
 		return err
@@ -453,7 +453,7 @@ func (c *Core) applySynced(b *chain.Block, cert *chain.CommitCert) error {
 }
 
 // verifyCert checks a commit certificate with the quorum of set.
-func (c *Core) verifyCert(cert *chain.CommitCert, epoch, h uint64, bcid cid.Cid, set chain.ValidatorSet) error {
+func (c *Replica) verifyCert(cert *chain.CommitCert, epoch, h uint64, bcid cid.Cid, set chain.ValidatorSet) error {
 	q := chain.Quorum(len(set.Members)) - c.hooks.quorumDelta
 	return chain.VerifyCommitCertWith(cert, c.chainID, epoch, h, bcid, set, q, c.verifyVote)
 }

@@ -129,13 +129,13 @@ var (
 	ErrNotValidator = errors.New("pbft: this node is not a validator")
 )
 
-// Core is the consensus state machine of one node: PBFT's normal case
+// Replica is the consensus state machine of one node: PBFT's normal case
 // (pre-prepare, prepare, commit over the block CID), checkpoints, view
 // changes and epochs. It has no goroutines, clock, randomness or I/O: the
 // node feeds it messages (Step, StepSync), transactions (Submit) and time
 // (Tick), and carries out what Ready returns. It is not safe for
 // concurrent use.
-type Core struct {
+type Replica struct {
 	cfg     Config
 	key     chain.Signer
 	id      []byte
@@ -235,7 +235,7 @@ type preparedBlock struct {
 
 // New returns the core of a node starting from genesis at time now (ms
 // since 1970 UTC).
-func New(cfg Config, now int64) (*Core, error) {
+func New(cfg Config, now int64) (*Replica, error) {
 	cfg.withDefaults()
 	if cfg.Genesis == nil || cfg.Signer == nil {
 		return nil, errors.New("pbft: config needs a genesis and a signer")
@@ -253,7 +253,7 @@ func New(cfg Config, now int64) (*Core, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Core{
+	c := &Replica{
 		cfg: cfg, key: cfg.Signer, id: id, chainID: cfg.Genesis.ChainID, log: cfg.Logger, now: now,
 		state: state, machine: m, last: gcid, lastTime: cfg.Genesis.Time,
 		vcs: map[string]*SignedViewChange{}, votes: map[voteSlot]map[string]*chain.SignedVote{},
@@ -271,7 +271,7 @@ func New(cfg Config, now int64) (*Core, error) {
 }
 
 // loadEpoch reads the parameters and validator set in force.
-func (c *Core) loadEpoch() error {
+func (c *Replica) loadEpoch() error {
 	p, err := c.machine.Params()
 	if err != nil {
 		return err
@@ -294,31 +294,31 @@ func (c *Core) loadEpoch() error {
 }
 
 // ID returns the node's peer ID bytes.
-func (c *Core) ID() []byte { return c.id }
+func (c *Replica) ID() []byte { return c.id }
 
 // Height returns the last committed height.
-func (c *Core) Height() uint64 { return c.height }
+func (c *Replica) Height() uint64 { return c.height }
 
 // LastBlock returns the CID of the last committed block (the genesis CID
 // at height 0).
-func (c *Core) LastBlock() cid.Cid { return c.last }
+func (c *Replica) LastBlock() cid.Cid { return c.last }
 
 // View returns the current view and whether a view change is under way.
-func (c *Core) View() (uint64, bool) { return c.view, c.changing }
+func (c *Replica) View() (uint64, bool) { return c.view, c.changing }
 
 // Validators returns the validator set in force.
-func (c *Core) Validators() chain.ValidatorSet { return c.vals }
+func (c *Replica) Validators() chain.ValidatorSet { return c.vals }
 
 // Leader returns the leader of the current view.
-func (c *Core) Leader() []byte { return c.leaderOf(c.view) }
+func (c *Replica) Leader() []byte { return c.leaderOf(c.view) }
 
 // StateRoot returns the root of the committed state.
-func (c *Core) StateRoot() [32]byte { return c.state.Root() }
+func (c *Replica) StateRoot() [32]byte { return c.state.Root() }
 
 // KnownHeight is the highest height a validator's signed heartbeat or
 // certificate has shown this node: a follower's lag is KnownHeight −
 // Height.
-func (c *Core) KnownHeight() uint64 {
+func (c *Replica) KnownHeight() uint64 {
 	h := c.height
 	for _, x := range c.heights {
 		h = max(h, x)
@@ -327,36 +327,38 @@ func (c *Core) KnownHeight() uint64 {
 }
 
 // MempoolSize returns the number of transactions waiting.
-func (c *Core) MempoolSize() int { return c.mempool.len() }
+func (c *Replica) MempoolSize() int { return c.mempool.len() }
 
-func (c *Core) leaderOf(view uint64) []byte { return c.valIDs[view%uint64(len(c.valIDs))] }
+func (c *Replica) leaderOf(view uint64) []byte { return c.valIDs[view%uint64(len(c.valIDs))] }
 
-func (c *Core) isValidator() bool { return c.vals.Members[string(c.id)] }
+func (c *Replica) isValidator() bool { return c.vals.Members[string(c.id)] }
 
-func (c *Core) isLeader() bool { return c.isValidator() && string(c.leaderOf(c.view)) == string(c.id) }
+func (c *Replica) isLeader() bool {
+	return c.isValidator() && string(c.leaderOf(c.view)) == string(c.id)
+}
 
-func (c *Core) quorum() int { return chain.Quorum(len(c.vals.Members)) - c.hooks.quorumDelta }
+func (c *Replica) quorum() int { return chain.Quorum(len(c.vals.Members)) - c.hooks.quorumDelta }
 
-func (c *Core) faults() int { return chain.Faults(len(c.vals.Members)) }
+func (c *Replica) faults() int { return chain.Faults(len(c.vals.Members)) }
 
-func (c *Core) nowMs() int64 { return c.now }
+func (c *Replica) nowMs() int64 { return c.now }
 
 // HasReady reports whether Ready has anything.
-func (c *Core) HasReady() bool { return !c.out.IsEmpty() }
+func (c *Replica) HasReady() bool { return !c.out.IsEmpty() }
 
 // Ready returns what the node must do; the node calls Advance when done.
-func (c *Core) Ready() Ready { return c.out }
+func (c *Replica) Ready() Ready { return c.out }
 
 // Advance tells the core the last Ready was carried out.
-func (c *Core) Advance() { c.out = Ready{} }
+func (c *Replica) Advance() { c.out = Ready{} }
 
-func (c *Core) persist(r Record) { c.out.Persist = append(c.out.Persist, r) }
+func (c *Replica) persist(r Record) { c.out.Persist = append(c.out.Persist, r) }
 
-func (c *Core) broadcast(m *Message) { c.out.Messages = append(c.out.Messages, Outbound{Msg: m}) }
+func (c *Replica) broadcast(m *Message) { c.out.Messages = append(c.out.Messages, Outbound{Msg: m}) }
 
 // Tick passes the time, now in ms since 1970 UTC: heartbeats,
 // view-change timers, the pace of empty blocks.
-func (c *Core) Tick(now int64) {
+func (c *Replica) Tick(now int64) {
 	if now > c.now {
 		c.now = now
 	}
@@ -388,7 +390,7 @@ func (c *Core) Tick(now int64) {
 	}
 }
 
-func (c *Core) sendHeartbeat() {
+func (c *Replica) sendHeartbeat() {
 	hb := Heartbeat{Chain: c.chainID, Epoch: c.vals.Epoch, View: c.view, Height: c.height, Block: link(c.last)}
 	signer, sig, err := sign(TagHeartbeat, &hb, c.key)
 	if err != nil {
@@ -401,7 +403,7 @@ func (c *Core) sendHeartbeat() {
 // Step handles a message from peer from. A message that is invalid, out
 // of its window or stale is dropped; the error says why, for logs and
 // tests, and changes nothing.
-func (c *Core) Step(from []byte, m *Message) error {
+func (c *Replica) Step(from []byte, m *Message) error {
 	if err := m.validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -430,7 +432,7 @@ func (c *Core) Step(from []byte, m *Message) error {
 // Submit offers a client's transaction: if it is valid against the
 // committed state and the mempool has room, it waits for a block and is
 // forwarded to the other validators.
-func (c *Core) Submit(tx *chain.Tx) error {
+func (c *Replica) Submit(tx *chain.Tx) error {
 	if !c.isValidator() {
 		return ErrNotValidator
 	}
@@ -440,7 +442,7 @@ func (c *Core) Submit(tx *chain.Tx) error {
 // ErrStale is returned for messages about the past or too far ahead.
 var ErrStale = errors.New("pbft: stale or out-of-window message")
 
-func (c *Core) onHeartbeat(sh *SignedHeartbeat) error {
+func (c *Replica) onHeartbeat(sh *SignedHeartbeat) error {
 	hb := &sh.Heartbeat
 	if hb.Chain != c.chainID || !c.vals.Members[string(sh.Signer)] || hb.Epoch < c.vals.Epoch {
 		return ErrStale
@@ -462,7 +464,7 @@ func (c *Core) onHeartbeat(sh *SignedHeartbeat) error {
 	return nil
 }
 
-func (c *Core) requestSync(from []byte) {
+func (c *Replica) requestSync(from []byte) {
 	if c.now < c.syncUntil || string(from) == string(c.id) {
 		return
 	}
@@ -477,7 +479,7 @@ func (c *Core) requestSync(from []byte) {
 // a transaction out until it expires, faster than any timer). Those that
 // became invalid since they were admitted (a grant whose dataset another
 // grant changed, say) are dropped on the way.
-func (c *Core) censored() bool {
+func (c *Replica) censored() bool {
 	for {
 		e := c.mempool.oldestEntry()
 		if e == nil {
@@ -499,7 +501,7 @@ func (c *Core) censored() bool {
 // logSize counts the entries of the core's message logs, which must stay
 // bounded whatever peers send: votes, buffered messages, view changes,
 // checkpoints, signed slots, executions and evidence seen.
-func (c *Core) logSize() int {
+func (c *Replica) logSize() int {
 	n := len(c.vcs) + len(c.signed) + len(c.execs) + len(c.evidence) + len(c.cpBlocks) + len(c.heights)
 	for _, byS := range c.votes {
 		n += len(byS)
