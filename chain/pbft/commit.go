@@ -201,14 +201,10 @@ func (c *Replica) propose(b *chain.Block) {
 		c.log.Error("block cid", "err", err)
 		return
 	}
-	seq := b.Header.Height
-	if !c.voteFor(chain.PhasePrepare, c.view, seq, bcid, b) {
+	own, _ := c.signVote(chain.PhasePrepare, c.view, b.Header.Height, bcid, b)
+	if own == nil {
 		return
 	}
-	vs := voteSlot{epoch: c.vals.Epoch, view: c.view, seq: seq, phase: chain.PhasePrepare}
-	own := c.votes[vs][string(c.id)]
-	// The vote went out alone; the proposal carries it with the block.
-	c.out.Messages = c.out.Messages[:len(c.out.Messages)-1]
 	c.broadcast(&Message{Proposal: &Proposal{Block: *b, Vote: *own}})
 	c.slot = &slot{view: c.view, block: b, cid: bcid}
 	c.slotStart, c.lastPropose = c.now, c.now

@@ -250,23 +250,37 @@ func (c *Replica) markVerified(tx *chain.Tx) {
 // a validator or already signed another block for that slot. block, for
 // a PREPARE, is persisted with the vote.
 func (c *Replica) voteFor(phase chain.Phase, view, seq uint64, bcid cid.Cid, block *chain.Block) bool {
+	sv, fresh := c.signVote(phase, view, seq, bcid, block)
+	if fresh {
+		c.broadcast(&Message{Vote: sv})
+	}
+	return sv != nil
+}
+
+// signVote returns this node's vote for a slot and block: signed now and
+// persisted (fresh), or the one it signed before; nil if it is not a
+// validator or signed another block for that slot. block, for a PREPARE,
+// is persisted with the vote.
+func (c *Replica) signVote(phase chain.Phase, view, seq uint64, bcid cid.Cid, block *chain.Block) (sv *chain.SignedVote, fresh bool) {
 	if !c.isValidator() {
-		return false
+		return nil, false
 	}
 	vs := voteSlot{epoch: c.vals.Epoch, view: view, seq: seq, phase: phase}
 	if prev, ok := c.signed[vs]; ok {
-		return prev.Equals(bcid)
+		if !prev.Equals(bcid) {
+			return nil, false
+		}
+		return c.votes[vs][string(c.id)], false
 	}
-	sv, err := chain.SignVote(chain.Vote{Chain: c.chainID, Epoch: vs.epoch, View: view, Seq: seq, Phase: phase, Block: link(bcid)}, c.key)
+	v, err := chain.SignVote(chain.Vote{Chain: c.chainID, Epoch: vs.epoch, View: view, Seq: seq, Phase: phase, Block: link(bcid)}, c.key)
 	if err != nil {
 		c.log.Error("sign vote", "err", err)
-		return false
+		return nil, false
 	}
 	c.signed[vs] = bcid
-	c.persist(Record{Vote: &sv, Block: block})
-	c.broadcast(&Message{Vote: &sv})
-	c.addVote(&sv)
-	return true
+	c.persist(Record{Vote: &v, Block: block})
+	c.addVote(&v)
+	return &v, true
 }
 
 // addVote records a verified vote; a second vote by the same signer for

@@ -244,11 +244,10 @@ func (c *Replica) tryNewView() {
 		c.log.Error("new view block does not execute", "err", err)
 		return
 	}
-	if !c.voteFor(chain.PhasePrepare, c.view, c.height+1, bcid, block) {
+	own, _ := c.signVote(chain.PhasePrepare, c.view, c.height+1, bcid, block)
+	if own == nil {
 		return
 	}
-	own := c.votes[voteSlot{epoch: c.vals.Epoch, view: c.view, seq: c.height + 1, phase: chain.PhasePrepare}][string(c.id)]
-	c.out.Messages = c.out.Messages[:len(c.out.Messages)-1] // the vote goes in the new view
 	nv := &NewView{View: c.view, Cert: c.lastCert, Proposal: Proposal{Block: *block, Vote: *own}}
 	for _, svc := range chosen {
 		stripped := *svc
