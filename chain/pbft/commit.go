@@ -14,7 +14,7 @@ import (
 func (c *Replica) commit(b *chain.Block, bcid cid.Cid, e *execution, cert *chain.CommitCert) {
 	c.state, c.machine = e.state, e.machine
 	c.height = b.Header.Height
-	c.last, c.lastBlock, c.lastTime, c.lastCert = bcid, b, b.Header.Time, cert
+	c.last, c.lastTime, c.lastCert = bcid, b.Header.Time, cert
 	c.out.Committed = append(c.out.Committed, Committed{Block: b, Cert: cert, Outcomes: e.outcomes})
 	epoch := c.vals.Epoch
 	if err := c.loadEpoch(); err != nil {

@@ -105,7 +105,7 @@ func (c *Replica) onProposal(p *Proposal, fromNewView bool) error {
 	}
 	if c.slot != nil && c.slot.view == v.View {
 		if !c.slot.cid.Equals(bcid) {
-			c.noteConflict(&p.Vote)
+			c.addVote(&p.Vote) // the leader's second block for the view: evidence
 		}
 		return nil
 	}
@@ -301,9 +301,6 @@ func (c *Replica) addVote(sv *chain.SignedVote) {
 	}
 	byS[string(sv.Signer)] = sv
 }
-
-// noteConflict handles a verified vote that may conflict with one held.
-func (c *Replica) noteConflict(sv *chain.SignedVote) { c.addVote(sv) }
 
 func (c *Replica) onVote(sv *chain.SignedVote) error {
 	v := sv.Vote

@@ -144,17 +144,16 @@ type Replica struct {
 	now     int64
 
 	// The committed chain.
-	state     chain.State
-	machine   *chain.Machine
-	height    uint64
-	last      cid.Cid
-	lastBlock *chain.Block
-	lastTime  int64
-	lastCert  *chain.CommitCert
-	params    chain.Params
-	vals      chain.ValidatorSet
-	valIDs    [][]byte
-	prevVals  chain.ValidatorSet
+	state    chain.State
+	machine  *chain.Machine
+	height   uint64
+	last     cid.Cid
+	lastTime int64
+	lastCert *chain.CommitCert
+	params   chain.Params
+	vals     chain.ValidatorSet
+	valIDs   [][]byte
+	prevVals chain.ValidatorSet
 
 	// The view.
 	view         uint64
