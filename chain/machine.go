@@ -42,15 +42,17 @@ type Outcome struct {
 
 // ResultsRoot is the RFC 6962 root over the outcomes' encodings.
 func ResultsRoot(outcomes []Outcome) ([]byte, error) {
-	leaves := make([][]byte, len(outcomes))
-	for i := range outcomes {
-		b, _, err := Encode(&outcomes[i])
-		if err != nil {
-			return nil, err
-		}
-		leaves[i] = b
+	leaves, err := leavesOf(outcomes, encodeOutcome)
+	if err != nil {
+		return nil, err
 	}
 	return MerkleRoot(leaves), nil
+}
+
+// encodeOutcome is an outcome's leaf: its canonical encoding.
+func encodeOutcome(o *Outcome) ([]byte, error) {
+	b, _, err := Encode(o)
+	return b, err
 }
 
 // ErrInvalidTx is wrapped by Check's refusals: such a transaction is never
@@ -81,9 +83,6 @@ type Machine struct {
 // VerifySignatures) and keys them by their whole encoding, signatures
 // included.
 func (m *Machine) SkipVerified(verified func(*Tx) bool) { m.verified = verified }
-
-// Member returns the member record of a peer, if it is a member.
-func (m *Machine) Member(p []byte) (MemberRecord, bool, error) { return m.member(p) }
 
 // NewMachine returns the machine of the chain g describes over s; an empty
 // state is given g's members and parameters.

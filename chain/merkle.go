@@ -78,13 +78,22 @@ func VerifyInclusion(leaf []byte, index, size uint64, path [][]byte, root []byte
 // TxRoot is the Merkle root of a block's transactions: the RFC 6962 root
 // over their canonical encodings, in block order.
 func TxRoot(txs []Tx) ([]byte, error) {
-	leaves := make([][]byte, len(txs))
-	for i := range txs {
-		b, err := EncodeTx(&txs[i])
+	leaves, err := leavesOf(txs, EncodeTx)
+	if err != nil {
+		return nil, err
+	}
+	return MerkleRoot(leaves), nil
+}
+
+// leavesOf encodes each item as a Merkle leaf.
+func leavesOf[T any](items []T, enc func(*T) ([]byte, error)) ([][]byte, error) {
+	leaves := make([][]byte, len(items))
+	for i := range items {
+		b, err := enc(&items[i])
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("leaf %d: %w", i, err)
 		}
 		leaves[i] = b
 	}
-	return MerkleRoot(leaves), nil
+	return leaves, nil
 }

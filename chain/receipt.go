@@ -182,7 +182,7 @@ func NewReceipt(blk *Block, outcomes []Outcome, txIndex int, cert CommitCert, ep
 	if err != nil {
 		return nil, fmt.Errorf("new receipt: %w", err)
 	}
-	outLeaves, err := leavesOf(outcomes, func(o *Outcome) ([]byte, error) { b, _, err := Encode(o); return b, err })
+	outLeaves, err := leavesOf(outcomes, encodeOutcome)
 	if err != nil {
 		return nil, fmt.Errorf("new receipt: %w", err)
 	}
@@ -213,19 +213,6 @@ func NewReceipt(blk *Block, outcomes []Outcome, txIndex int, cert CommitCert, ep
 		Outcome: outcomes[found], OutcomeIndex: uint64(found), OutcomeCount: uint64(len(outLeaves)), OutcomePath: outPath,
 		Header: blk.Header, Cert: cert, Epochs: append([]EpochChange(nil), epochs...),
 	}, nil
-}
-
-// leavesOf encodes each item as a Merkle leaf.
-func leavesOf[T any](items []T, enc func(*T) ([]byte, error)) ([][]byte, error) {
-	leaves := make([][]byte, len(items))
-	for i := range items {
-		b, err := enc(&items[i])
-		if err != nil {
-			return nil, fmt.Errorf("leaf %d: %w", i, err)
-		}
-		leaves[i] = b
-	}
-	return leaves, nil
 }
 
 // EncodeReceipt returns a receipt's canonical DAG-CBOR bytes.

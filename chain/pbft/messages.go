@@ -218,14 +218,6 @@ func sign(tag string, v any, s chain.Signer) (signer, sig []byte, err error) {
 	return s.ID(), sig, nil
 }
 
-func verify(tag string, v any, signer, sig []byte) error {
-	msg, err := chain.SigningBytes(tag, v)
-	if err != nil {
-		return err
-	}
-	return chain.VerifyBy(signer, msg, sig)
-}
-
 // verifyVote checks a vote's signature, once per process when tests share
 // a cache of verified signatures between simulated nodes.
 func (c *Replica) verifyVote(sv *chain.SignedVote) error {
@@ -256,21 +248,6 @@ func (c *Replica) verifySigned(tag string, v any, signer, sig []byte) error {
 	}
 	c.hooks.sigCache[k] = true
 	return nil
-}
-
-// Verify checks the view change's signature.
-func (s *SignedViewChange) Verify() error {
-	return verify(TagViewChange, &s.ViewChange, s.Signer, s.Sig)
-}
-
-// Verify checks the checkpoint's signature.
-func (s *SignedCheckpoint) Verify() error {
-	return verify(TagCheckpoint, &s.Checkpoint, s.Signer, s.Sig)
-}
-
-// Verify checks the heartbeat's signature.
-func (s *SignedHeartbeat) Verify() error {
-	return verify(TagHeartbeat, &s.Heartbeat, s.Signer, s.Sig)
 }
 
 // blockCID is a block's CID (that of its header).

@@ -147,18 +147,18 @@ func (c *Replica) validate(b *chain.Block, bcid cid.Cid, fresh bool) (*execution
 	case uint64(len(b.Txs)) > c.params.MaxBlockTxs:
 		return nil, fmt.Errorf("%w: %d txs, at most %d", ErrInvalidBlock, len(b.Txs), c.params.MaxBlockTxs)
 	}
+	raws, err := encodeTxs(b.Txs)
+	if err != nil {
+		return nil, err
+	}
 	size := 0
-	for i := range b.Txs {
-		raw, err := chain.EncodeTx(&b.Txs[i])
-		if err != nil {
-			return nil, err
-		}
+	for _, raw := range raws {
 		size += len(raw)
 	}
 	if uint64(size) > c.params.MaxBlockBytes {
 		return nil, fmt.Errorf("%w: %d bytes of txs, at most %d", ErrInvalidBlock, size, c.params.MaxBlockBytes)
 	}
-	e, err := c.execute(b)
+	e, err := c.execute(b, raws)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidBlock, err)
 	}
@@ -167,8 +167,8 @@ func (c *Replica) validate(b *chain.Block, bcid cid.Cid, fresh bool) (*execution
 }
 
 // execute runs a block on a clone of the committed state and checks the
-// roots its header claims.
-func (c *Replica) execute(b *chain.Block) (*execution, error) {
+// roots its header claims; raws are its transactions' encodings.
+func (c *Replica) execute(b *chain.Block, raws [][]byte) (*execution, error) {
 	h := &b.Header
 	st := c.state.Clone()
 	m, err := chain.NewMachine(c.cfg.Genesis, st)
@@ -181,7 +181,7 @@ func (c *Replica) execute(b *chain.Block) (*execution, error) {
 		return nil, err
 	}
 	e := &execution{block: copyBlock(b), state: st, machine: m, outcomes: outcomes}
-	want, err := c.header(b, e)
+	want, err := c.header(b, e, raws)
 	if err != nil {
 		return nil, err
 	}
@@ -197,19 +197,18 @@ func (c *Replica) execute(b *chain.Block) (*execution, error) {
 	case want.TxCount != h.TxCount || want.ResultCount != h.ResultCount:
 		return nil, errors.New("transaction or result count does not match")
 	}
-	for i := range b.Txs {
-		c.markVerified(&b.Txs[i])
+	for _, raw := range raws {
+		c.verifiedRaw(raw)
 	}
 	return e, nil
 }
 
-// header fills in the roots of b's header from its execution.
-func (c *Replica) header(b *chain.Block, e *execution) (chain.Header, error) {
+// header fills in the roots of b's header from its execution; raws are
+// its transactions' encodings.
+func (c *Replica) header(b *chain.Block, e *execution, raws [][]byte) (chain.Header, error) {
 	h := b.Header
 	var err error
-	if h.TxRoot, err = chain.TxRoot(b.Txs); err != nil {
-		return h, err
-	}
+	h.TxRoot = chain.MerkleRoot(raws)
 	if h.ResultsRoot, err = chain.ResultsRoot(e.outcomes); err != nil {
 		return h, err
 	}
@@ -222,6 +221,20 @@ func (c *Replica) header(b *chain.Block, e *execution) (chain.Header, error) {
 	}
 	h.NextValidators = next.Hash()
 	return h, nil
+}
+
+// encodeTxs returns the transactions' canonical encodings, the leaves of
+// the block's tx root.
+func encodeTxs(txs []chain.Tx) ([][]byte, error) {
+	raws := make([][]byte, len(txs))
+	for i := range txs {
+		raw, err := chain.EncodeTx(&txs[i])
+		if err != nil {
+			return nil, err
+		}
+		raws[i] = raw
+	}
+	return raws, nil
 }
 
 func txKey(tx *chain.Tx) ([32]byte, error) {
@@ -238,11 +251,18 @@ func (c *Replica) isVerified(tx *chain.Tx) bool {
 }
 
 func (c *Replica) markVerified(tx *chain.Tx) {
-	if k, err := txKey(tx); err == nil {
-		c.verified[k] = true
-		if c.hooks.sigCache != nil {
-			c.hooks.sigCache[k] = true
-		}
+	if raw, err := chain.EncodeTx(tx); err == nil {
+		c.verifiedRaw(raw)
+	}
+}
+
+// verifiedRaw records that the transaction encoded as raw passed its
+// signature checks.
+func (c *Replica) verifiedRaw(raw []byte) {
+	k := sha256.Sum256(raw)
+	c.verified[k] = true
+	if c.hooks.sigCache != nil {
+		c.hooks.sigCache[k] = true
 	}
 }
 
