@@ -1,8 +1,13 @@
 package chain
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
 	"math/bits"
+	"slices"
 	"sort"
 )
 
@@ -51,18 +56,25 @@ func (s *MemState) Len() int { return s.size }
 
 type trieNode struct {
 	// A leaf: its key, value and their hashes.
-	leaf       bool
+	leaf bool
+	// hashed is set once hash is computed; a node is immutable, so its
+	// hash never goes stale.
+	hashed     bool
 	keyHash    [32]byte
 	valueHash  [32]byte
 	key, value []byte
-	// An inner node: the bit it branches on, a key below it (every key
-	// below shares its bits before bit), and its two sides.
+	// An inner node: the bit it branches on, its two sides, and the key
+	// hash of its leftmost leaf (every key below shares its bits before
+	// bit).
 	bit         int
 	left, right *trieNode
-	// hash is the node's hash once computed (hashed true); a node is
-	// immutable, so it never goes stale.
-	hash   [32]byte
-	hashed bool
+	first       *[32]byte
+	hash        [32]byte
+}
+
+// inner returns a new inner node.
+func inner(bit int, left, right *trieNode) *trieNode {
+	return &trieNode{bit: bit, left: left, right: right, first: left.anyKey()}
 }
 
 func bitOf(k *[32]byte, i int) int { return int(k[i/8]>>(7-uint(i%8))) & 1 }
@@ -82,11 +94,12 @@ func firstDiff(a, b *[32]byte, from int) int {
 	return 256
 }
 
+// anyKey returns the key hash of a leaf below n.
 func (n *trieNode) anyKey() *[32]byte {
-	for !n.leaf {
-		n = n.left
+	if n.leaf {
+		return &n.keyHash
 	}
-	return &n.keyHash
+	return n.first
 }
 
 // Get implements State.
@@ -145,30 +158,29 @@ func insert(n, leaf *trieNode, depth int) (*trieNode, bool) {
 		// The key leaves this subtree's shared prefix above its branch.
 		return branch(n, leaf, d), true
 	}
-	c := &trieNode{bit: n.bit, left: n.left, right: n.right}
+	left, right := n.left, n.right
 	var added bool
 	if bitOf(&leaf.keyHash, n.bit) == 0 {
-		c.left, added = insert(n.left, leaf, n.bit+1)
-		if c.left == n.left {
+		left, added = insert(n.left, leaf, n.bit+1)
+		if left == n.left {
 			return n, false
 		}
 	} else {
-		c.right, added = insert(n.right, leaf, n.bit+1)
-		if c.right == n.right {
+		right, added = insert(n.right, leaf, n.bit+1)
+		if right == n.right {
 			return n, false
 		}
 	}
-	return c, added
+	return inner(n.bit, left, right), added
 }
 
 // branch joins a subtree and a new leaf under an inner node at bit d,
 // where they first differ.
 func branch(old, leaf *trieNode, d int) *trieNode {
-	in := &trieNode{bit: d, left: old, right: leaf}
 	if bitOf(&leaf.keyHash, d) == 0 {
-		in.left, in.right = leaf, old
+		return inner(d, leaf, old)
 	}
-	return in
+	return inner(d, old, leaf)
 }
 
 // remove returns n without key (a new node wherever it changed) and
@@ -198,7 +210,7 @@ func remove(n *trieNode, key [32]byte) (*trieNode, bool) {
 	case right == nil:
 		return left, true
 	}
-	return &trieNode{bit: n.bit, left: left, right: right}, true
+	return inner(n.bit, left, right), true
 }
 
 // Root implements State.
@@ -246,4 +258,200 @@ func (s *MemState) Keys() []string {
 	walk(s.root)
 	sort.Strings(out)
 	return out
+}
+
+// Diff returns what changed from old to s: the keys s holds with another
+// value than old or that old lacks (set, with s's values), and the keys
+// old holds that s lacks (deleted). It walks both tries together and
+// skips every subtree they share, so for a state derived from old by
+// updates (a clone written to) it costs O(c·log n) for c changed keys,
+// not O(n). The values are s's own: callers must not modify them.
+func (s *MemState) Diff(old *MemState) (set map[string][]byte, deleted []string) {
+	set = map[string][]byte{}
+	d := differ{set: set}
+	d.nodes(s.root, old.root, 0)
+	return set, d.deleted
+}
+
+type differ struct {
+	set     map[string][]byte
+	deleted []string
+	// visited counts the node pairs compared, for tests of the cost.
+	visited int
+}
+
+// span is the bit a node branches on, 256 for a leaf.
+func span(n *trieNode) int {
+	if n.leaf {
+		return 256
+	}
+	return n.bit
+}
+
+// nodes diffs a (new) against b (old), two subtrees whose keys agree on
+// every bit before from.
+func (d *differ) nodes(a, b *trieNode, from int) {
+	d.visited++
+	switch {
+	case a == b:
+		return
+	case a == nil:
+		d.removed(b)
+		return
+	case b == nil:
+		d.added(a)
+		return
+	}
+	sa, sb := span(a), span(b)
+	if sa != sb || a.leaf || (a.first != b.first && a.left != b.left && a.right != b.right) {
+		// Unless they share a side or their leftmost leaf, the two may
+		// cover different prefixes: compare them up to the higher
+		// branch.
+		if p := firstDiff(a.anyKey(), b.anyKey(), from); p < min(sa, sb) {
+			d.added(a)
+			d.removed(b)
+			return
+		}
+	}
+	switch {
+	case sa == sb && a.leaf: // one key in both
+		if a.valueHash != b.valueHash {
+			d.set[string(a.key)] = a.value
+		}
+	case sa == sb:
+		d.nodes(a.left, b.left, sa+1)
+		d.nodes(a.right, b.right, sa+1)
+	case sa < sb: // b lies under one side of a
+		if bitOf(b.anyKey(), sa) == 0 {
+			d.nodes(a.left, b, sa+1)
+			d.added(a.right)
+		} else {
+			d.added(a.left)
+			d.nodes(a.right, b, sa+1)
+		}
+	default: // a lies under one side of b
+		if bitOf(a.anyKey(), sb) == 0 {
+			d.nodes(a, b.left, sb+1)
+			d.removed(b.right)
+		} else {
+			d.removed(b.left)
+			d.nodes(a, b.right, sb+1)
+		}
+	}
+}
+
+func (d *differ) added(n *trieNode) {
+	if n.leaf {
+		d.set[string(n.key)] = n.value
+		return
+	}
+	d.added(n.left)
+	d.added(n.right)
+}
+
+func (d *differ) removed(n *trieNode) {
+	if n.leaf {
+		d.deleted = append(d.deleted, string(n.key))
+		return
+	}
+	d.removed(n.left)
+	d.removed(n.right)
+}
+
+// MemStateBuilder builds a MemState from its keys and values, given in
+// any order: loading a stored state this way sorts the leaves once and
+// builds each inner node once, where as many Set calls would copy a path
+// per key. The zero value is ready to use.
+type MemStateBuilder struct {
+	// Leaves are allocated in chunks that never move, so that each is
+	// allocated and copied once.
+	chunk  []trieNode
+	leaves []sortLeaf
+	arena  []byte
+}
+
+// sortLeaf is a leaf with the first bytes of its key hash beside it, so
+// that sorting mostly compares integers in place.
+type sortLeaf struct {
+	prefix uint64
+	n      *trieNode
+}
+
+// Sizes of the blocks leaves, keys and values are allocated in.
+const (
+	builderChunk = 4096
+	builderArena = 1 << 20
+)
+
+// Add adds a key and its value; both are copied. Each key may be added
+// once.
+func (b *MemStateBuilder) Add(key, value []byte) {
+	if len(b.chunk) == cap(b.chunk) {
+		b.chunk = make([]trieNode, 0, builderChunk)
+	}
+	b.chunk = append(b.chunk, trieNode{leaf: true, keyHash: sha256.Sum256(key), valueHash: sha256.Sum256(value),
+		key: b.copy(key), value: b.copy(value)})
+	n := &b.chunk[len(b.chunk)-1]
+	b.leaves = append(b.leaves, sortLeaf{prefix: binary.BigEndian.Uint64(n.keyHash[:8]), n: n})
+}
+
+// copy copies p into the arena, so that a million small keys are not a
+// million allocations.
+func (b *MemStateBuilder) copy(p []byte) []byte {
+	if len(p) > builderArena/8 {
+		return append([]byte(nil), p...)
+	}
+	if len(b.arena)+len(p) > cap(b.arena) {
+		b.arena = make([]byte, 0, builderArena)
+	}
+	n := len(b.arena)
+	b.arena = append(b.arena, p...)
+	return b.arena[n : n+len(p) : n+len(p)]
+}
+
+// Len is the number of keys added.
+func (b *MemStateBuilder) Len() int { return len(b.leaves) }
+
+// Build returns the state of the keys added; an error if a key was added
+// twice. The builder is empty afterwards.
+func (b *MemStateBuilder) Build() (*MemState, error) {
+	leaves := b.leaves
+	*b = MemStateBuilder{}
+	slices.SortFunc(leaves, func(x, y sortLeaf) int {
+		if x.prefix != y.prefix {
+			return cmp.Compare(x.prefix, y.prefix)
+		}
+		return bytes.Compare(x.n.keyHash[:], y.n.keyHash[:])
+	})
+	sorted := make([]*trieNode, len(leaves))
+	for i, l := range leaves {
+		sorted[i] = l.n
+		if i > 0 && l.n.keyHash == sorted[i-1].keyHash {
+			return nil, fmt.Errorf("chain: state key %q added twice", l.n.key)
+		}
+	}
+	s := &MemState{size: len(sorted)}
+	if len(sorted) > 0 {
+		nodes := make([]trieNode, len(sorted)-1)
+		s.root = buildTrie(sorted, 0, &nodes)
+	}
+	return s, nil
+}
+
+// buildTrie returns the trie of leaves, sorted by key hash and agreeing
+// on every bit before from, taking its inner nodes from the front of
+// nodes.
+func buildTrie(leaves []*trieNode, from int, nodes *[]trieNode) *trieNode {
+	if len(leaves) == 1 {
+		return leaves[0]
+	}
+	d := firstDiff(&leaves[0].keyHash, &leaves[len(leaves)-1].keyHash, from)
+	split := sort.Search(len(leaves), func(i int) bool { return bitOf(&leaves[i].keyHash, d) == 1 })
+	n := &(*nodes)[0]
+	*nodes = (*nodes)[1:]
+	n.bit = d
+	n.left = buildTrie(leaves[:split], d+1, nodes)
+	n.right = buildTrie(leaves[split:], d+1, nodes)
+	n.first = n.left.anyKey()
+	return n
 }

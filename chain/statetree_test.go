@@ -3,6 +3,7 @@ package chain
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -144,5 +145,219 @@ func TestCloneIsIndependent(t *testing.T) {
 	base.Set([]byte("only-in-base"), []byte("x"))
 	if _, ok := clone.Get([]byte("only-in-base")); ok {
 		t.Fatal("a write to the original showed in the clone")
+	}
+}
+
+// TestDiffMatchesBruteForce derives states from one another by random
+// sets (new keys, changed and unchanged values) and deletes, and checks
+// Diff against a comparison of every key of both, in both directions and
+// between unrelated states of the same contents.
+func TestDiffMatchesBruteForce(t *testing.T) {
+	for seed := uint64(1); seed <= 30; seed++ {
+		r := rand.New(rand.NewPCG(seed, 7))
+		base := NewMemState()
+		for i := 0; i < r.IntN(300); i++ {
+			base.Set([]byte(fmt.Sprint("k", r.IntN(400))), []byte(fmt.Sprint("v", r.IntN(3))))
+		}
+		cur := base.Clone().(*MemState)
+		for step := 0; step < 6; step++ {
+			next := cur.Clone().(*MemState)
+			for i := 0; i < r.IntN(60); i++ {
+				k := []byte(fmt.Sprint("k", r.IntN(400)))
+				switch r.IntN(3) {
+				case 0:
+					next.Delete(k)
+				default:
+					next.Set(k, []byte(fmt.Sprint("v", r.IntN(3))))
+				}
+			}
+			checkDiff(t, seed, next, cur)
+			checkDiff(t, seed, cur, next)
+			checkDiff(t, seed, next, base)
+			// Same contents, no shared nodes.
+			checkDiff(t, seed, rebuilt(t, next), cur)
+			cur = next
+		}
+		checkDiff(t, seed, cur, NewMemState())
+		checkDiff(t, seed, NewMemState(), cur)
+		checkDiff(t, seed, cur, cur)
+	}
+}
+
+func checkDiff(t *testing.T, seed uint64, s, old *MemState) {
+	t.Helper()
+	set, deleted := s.Diff(old)
+	wantSet := map[string]string{}
+	for _, k := range s.Keys() {
+		v, _ := s.Get([]byte(k))
+		if ov, ok := old.Get([]byte(k)); !ok || string(ov) != string(v) {
+			wantSet[k] = string(v)
+		}
+	}
+	var wantDel []string
+	for _, k := range old.Keys() {
+		if _, ok := s.Get([]byte(k)); !ok {
+			wantDel = append(wantDel, k)
+		}
+	}
+	if len(set) != len(wantSet) {
+		t.Fatalf("seed %d: diff sets %d keys, want %d", seed, len(set), len(wantSet))
+	}
+	for k, v := range wantSet {
+		if got, ok := set[k]; !ok || string(got) != v {
+			t.Fatalf("seed %d: diff sets %q to %q (present %v), want %q", seed, k, got, ok, v)
+		}
+	}
+	slices.Sort(deleted)
+	if !slices.Equal(deleted, wantDel) {
+		t.Fatalf("seed %d: diff deletes %q, want %q", seed, deleted, wantDel)
+	}
+	// Applying the diff to old gives s.
+	applied := old.Clone().(*MemState)
+	for k, v := range set {
+		applied.Set([]byte(k), v)
+	}
+	for _, k := range deleted {
+		applied.Delete([]byte(k))
+	}
+	if applied.Root() != s.Root() {
+		t.Fatalf("seed %d: old with the diff applied has another root", seed)
+	}
+}
+
+// rebuilt is s built afresh by a MemStateBuilder.
+func rebuilt(t testing.TB, s *MemState) *MemState {
+	t.Helper()
+	var b MemStateBuilder
+	for _, k := range s.Keys() {
+		v, _ := s.Get([]byte(k))
+		b.Add([]byte(k), v)
+	}
+	out, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDiffCostsOnlyTheChangedPaths checks that diffing a state of 100,000
+// keys against its parent after 10 updates visits a few paths, not the
+// whole trie.
+func TestDiffCostsOnlyTheChangedPaths(t *testing.T) {
+	s := NewMemState()
+	for i := 0; i < 100_000; i++ {
+		s.Set([]byte(fmt.Sprint("member/", i)), []byte("agency"))
+	}
+	next := s.Clone().(*MemState)
+	for i := 0; i < 10; i++ {
+		next.Set([]byte(fmt.Sprint("member/", i*97)), []byte("auditor"))
+	}
+	next.Delete([]byte("member/5"))
+	d := differ{set: map[string][]byte{}}
+	d.nodes(next.root, s.root, 0)
+	if len(d.set) != 10 || len(d.deleted) != 1 {
+		t.Fatalf("diff: %d set, %d deleted", len(d.set), len(d.deleted))
+	}
+	// 11 paths of about log2(100,000) ≈ 17 nodes, two sides each.
+	if d.visited > 11*2*24 {
+		t.Fatalf("a diff of 11 changes compared %d node pairs", d.visited)
+	}
+	t.Logf("a diff of 11 changes in 100,000 keys compared %d node pairs", d.visited)
+}
+
+// TestBuilderMatchesSet checks that a state built from its pairs has the
+// contents and root of one built by Set, in any order, and that a key
+// given twice is refused.
+func TestBuilderMatchesSet(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, n := range []int{0, 1, 2, 3, 17, 1000} {
+		model := map[string]string{}
+		for i := 0; i < n; i++ {
+			model[fmt.Sprint("key-", i)] = fmt.Sprint("value-", r.IntN(10))
+		}
+		want := fresh(model, r)
+		got := rebuilt(t, want)
+		if got.Root() != want.Root() || got.Len() != want.Len() {
+			t.Fatalf("%d keys: built state differs from the one Set built", n)
+		}
+		for k, v := range model {
+			if x, ok := got.Get([]byte(k)); !ok || string(x) != v {
+				t.Fatalf("%d keys: get %s", n, k)
+			}
+		}
+		// It behaves as any state afterwards.
+		got.Set([]byte("key-0"), []byte("new"))
+		want.Set([]byte("key-0"), []byte("new"))
+		got.Delete([]byte("key-1"))
+		want.Delete([]byte("key-1"))
+		if got.Root() != want.Root() {
+			t.Fatalf("%d keys: built state diverges after updates", n)
+		}
+	}
+	var b MemStateBuilder
+	b.Add([]byte("a"), []byte("1"))
+	b.Add([]byte("b"), []byte("2"))
+	b.Add([]byte("a"), []byte("3"))
+	if _, err := b.Build(); err == nil {
+		t.Fatal("a key added twice was accepted")
+	}
+}
+
+func loadPairs(n int) ([][]byte, [][]byte) {
+	keys, values := make([][]byte, n), make([][]byte, n)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("dataset/%032d", i))
+		values[i] = []byte(fmt.Sprintf("{size: %d, name: dataset-%d, policy: open, height: %d}", i, i, i/100))
+	}
+	return keys, values
+}
+
+// BenchmarkLoadState compares building a state of n keys (with its root)
+// from its pairs by MemStateBuilder and by Set.
+func BenchmarkLoadState(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		keys, values := loadPairs(n)
+		b.Run(fmt.Sprintf("builder/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var sb MemStateBuilder
+				for i := range keys {
+					sb.Add(keys[i], values[i])
+				}
+				s, err := sb.Build()
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Root()
+			}
+		})
+		b.Run(fmt.Sprintf("set/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s := NewMemState()
+				for i := range keys {
+					s.Set(keys[i], values[i])
+				}
+				s.Root()
+			}
+		})
+	}
+}
+
+// BenchmarkDiff diffs a state of 100,000 keys against its parent after
+// 6,000 updates (a block of 2,000 transactions).
+func BenchmarkDiff(b *testing.B) {
+	keys, values := loadPairs(100_000)
+	s := NewMemState()
+	for i := range keys {
+		s.Set(keys[i], values[i])
+	}
+	next := s.Clone().(*MemState)
+	for i := 0; i < 6000; i++ {
+		next.Set([]byte(fmt.Sprint("new/", i)), values[i])
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		next.Diff(s)
 	}
 }
