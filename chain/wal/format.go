@@ -102,19 +102,16 @@ func tornHeader(b []byte, seq uint64) bool {
 	return allZero(b)
 }
 
-// frameSum is the checksum of a frame's height and payload.
-func frameSum(height uint64, payload []byte) uint32 {
-	var h [8]byte
-	binary.LittleEndian.PutUint64(h[:], height)
-	return crc32.Update(crc32.Checksum(h[:], castagnoli), castagnoli, payload)
-}
-
-// appendFrame appends e's frame to b.
+// appendFrame appends e's frame to b. Height and payload are contiguous,
+// so one checksum covers both.
 func appendFrame(b []byte, e Entry) []byte {
+	off := len(b)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Data)))
-	b = binary.LittleEndian.AppendUint32(b, frameSum(e.Height, e.Data))
+	b = binary.LittleEndian.AppendUint32(b, 0)
 	b = binary.LittleEndian.AppendUint64(b, e.Height)
-	return append(b, e.Data...)
+	b = append(b, e.Data...)
+	binary.LittleEndian.PutUint32(b[off+4:], crc32.Checksum(b[off+8:], castagnoli))
+	return b
 }
 
 // readFrame reads the frame at off in b: its entry (Data aliases b) and
@@ -133,7 +130,7 @@ func readFrame(b []byte, off int) (Entry, int, string) {
 		return Entry{}, 0, fmt.Sprintf("incomplete frame (%d of %d bytes)", rest, size)
 	}
 	e := Entry{Height: binary.LittleEndian.Uint64(b[off+8:]), Data: b[off+frameHeaderSize : off+size : off+size]}
-	if got, want := binary.LittleEndian.Uint32(b[off+4:]), frameSum(e.Height, e.Data); got != want {
+	if got, want := binary.LittleEndian.Uint32(b[off+4:]), crc32.Checksum(b[off+8:off+size], castagnoli); got != want {
 		return Entry{}, 0, fmt.Sprintf("frame checksum %08x, want %08x", got, want)
 	}
 	return e, size, ""
