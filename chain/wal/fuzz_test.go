@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -64,8 +65,13 @@ func FuzzOpen(f *testing.F) {
 	flipped := slices.Clone(valid)
 	flipped[headerSize+20] ^= 4
 	f.Add(flipped, false)
+	root := f.TempDir()
 	f.Fuzz(func(t *testing.T, seg []byte, followed bool) {
-		dir := t.TempDir()
+		dir, err := os.MkdirTemp(root, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
 		path := filepath.Join(dir, segmentName(0))
 		writeBytes(t, path, seg)
 		var after []Entry
