@@ -15,7 +15,7 @@ func (c *Replica) commit(b *chain.Block, bcid cid.Cid, e *execution, cert *chain
 	c.state, c.machine = e.state, e.machine
 	c.height = b.Header.Height
 	c.last, c.lastTime, c.lastCert = bcid, b.Header.Time, cert
-	c.out.Committed = append(c.out.Committed, Committed{Block: b, Cert: cert, Outcomes: e.outcomes})
+	c.out.Committed = append(c.out.Committed, Committed{Block: b, Cert: cert, Outcomes: e.outcomes, State: e.state.Clone()})
 	epoch := c.vals.Epoch
 	if err := c.loadEpoch(); err != nil {
 		// The state machine executed this block; its records are there.

@@ -87,6 +87,10 @@ type Committed struct {
 	Block    *chain.Block
 	Cert     *chain.CommitCert
 	Outcomes []chain.Outcome
+	// State is the committed state after Block, an O(1) clone of the
+	// core's (nil in blocks read back from a store). The node may read it
+	// and diff it against the previous one, and must not write to it.
+	State chain.State
 }
 
 // Outbound is a message to send: to one peer, or to every peer (To nil).
