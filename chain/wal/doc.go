@@ -69,7 +69,8 @@
 // Release(h) ends the current segment (when it holds a frame) and deletes,
 // oldest first, the segments whose entries all have Height ≤ h, stopping
 // at the first that does not: segments are only ever removed from the
-// front, so the numbers stay consecutive even if a crash interrupts it.
+// front, each removal followed by a directory fsync, so the numbers stay
+// consecutive even if a crash or a power cut interrupts it.
 //
 // # Records
 //
@@ -88,5 +89,6 @@
 // wal/after-sync, wal/segment-before-rename (a new segment's temporary
 // file written and fsynced, not yet renamed), wal/release-after-new-segment,
 // wal/release-before-delete (before each deletion) and
-// wal/release-after-delete (before the directory fsync).
+// wal/release-after-delete (after each deletion, before its directory
+// fsync).
 package wal
