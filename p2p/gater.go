@@ -78,6 +78,9 @@ type Gater struct {
 	self    peer.ID
 	members Membership
 	logger  *slog.Logger
+
+	mu  sync.RWMutex
+	cut map[peer.ID]struct{} // partitioned away by the test switch
 }
 
 // NewGater returns a gater for a host whose own ID is self.
@@ -88,7 +91,42 @@ func NewGater(self peer.ID, members Membership, logger *slog.Logger) *Gater {
 	return &Gater{self: self, members: members, logger: logger}
 }
 
-func (g *Gater) admits(p peer.ID) bool { return p == g.self || g.members.IsMember(p) }
+func (g *Gater) admits(p peer.ID) bool {
+	if p == g.self {
+		return true
+	}
+	g.mu.RLock()
+	_, cut := g.cut[p]
+	g.mu.RUnlock()
+	return !cut && g.members.IsMember(p)
+}
+
+// Partition is a TEST-ONLY switch for multi-process tests: it refuses the
+// given peers in both directions, dials and accepts, as if they were not
+// members, until Heal. Call Host.Enforce afterwards to close the
+// connections they already have.
+func (g *Gater) Partition(peers ...peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cut == nil {
+		g.cut = make(map[peer.ID]struct{}, len(peers))
+	}
+	for _, p := range peers {
+		g.cut[p] = struct{}{}
+	}
+	g.logger.Info("test switch: partitioned from peers", "peers", peers)
+}
+
+// Heal is a TEST-ONLY switch: it ends every Partition. Connections are not
+// reopened here; the next dial succeeds.
+func (g *Gater) Heal() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.cut) > 0 {
+		g.logger.Info("test switch: partition healed", "peers", len(g.cut))
+	}
+	g.cut = nil
+}
 
 // InterceptPeerDial implements connmgr.ConnectionGater.
 func (g *Gater) InterceptPeerDial(p peer.ID) bool {
