@@ -263,9 +263,10 @@ func (s *MemState) Keys() []string {
 // Diff returns what changed from old to s: the keys s holds with another
 // value than old or that old lacks (set, with s's values), and the keys
 // old holds that s lacks (deleted). It walks both tries together and
-// skips every subtree they share, so for a state derived from old by
-// updates (a clone written to) it costs O(c·log n) for c changed keys,
-// not O(n). The values are s's own: callers must not modify them.
+// skips every subtree they share (or, once hashed, hold the same
+// contents), so for a state derived from old by updates (a clone written
+// to) it costs O(c·log n) for c changed keys, not O(n). The values are
+// s's own: callers must not modify them.
 func (s *MemState) Diff(old *MemState) (set map[string][]byte, deleted []string) {
 	set = map[string][]byte{}
 	d := differ{set: set}
@@ -301,6 +302,8 @@ func (d *differ) nodes(a, b *trieNode, from int) {
 	case b == nil:
 		d.added(a)
 		return
+	case a.hashed && b.hashed && a.hash == b.hash:
+		return // the same contents, built apart
 	}
 	sa, sb := span(a), span(b)
 	if sa != sb || a.leaf || (a.first != b.first && a.left != b.left && a.right != b.right) {
