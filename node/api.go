@@ -50,6 +50,7 @@ func (d *Daemon) apiHandler(addr string) http.Handler {
 	mux.HandleFunc("POST /api/v0/pin/rm", d.apiPinRm)
 	mux.HandleFunc("GET /api/v0/pin/ls", d.apiPinLs)
 	mux.HandleFunc("POST /api/v0/repo/gc", d.apiGC)
+	d.chainRoutes(mux)
 	return guard(addr, d.token, mux)
 }
 

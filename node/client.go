@@ -246,3 +246,17 @@ func (c *Client) GC(ctx context.Context) (storage.GCStats, error) {
 	var st storage.GCStats
 	return st, c.call(ctx, http.MethodPost, "repo/gc", nil, nil, &st)
 }
+
+// ChainStatus returns the chain's status.
+func (c *Client) ChainStatus(ctx context.Context) (ChainStatus, error) {
+	var st ChainStatus
+	err := c.call(ctx, http.MethodGet, "chain/status", nil, nil, &st)
+	return st, err
+}
+
+// Submit sends encoded transactions to the node.
+func (c *Client) Submit(ctx context.Context, req SubmitRequest) ([]SubmitResult, error) {
+	var res []SubmitResult
+	err := c.call(ctx, http.MethodPost, "chain/submit", nil, req, &res)
+	return res, err
+}

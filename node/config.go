@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"auditnet/chain/pbft"
 	"auditnet/p2p"
 	"auditnet/storage"
 )
@@ -52,6 +53,28 @@ type Config struct {
 	Fetch     FetchConfig     `json:"Fetch"`
 	Reprovide ReprovideConfig `json:"Reprovide"`
 	Limits    LimitsConfig    `json:"Limits"`
+	// Chain holds the consensus core's local timers; the rules every node
+	// shares are in genesis.json.
+	Chain ChainConfig `json:"Chain"`
+}
+
+// ChainConfig holds a node's consensus timers (durations such as "1s";
+// empty means the default).
+type ChainConfig struct {
+	// ViewChangeTimeout is how long a proposal may stay uncommitted, or the
+	// leader silent, before this validator asks for a new view.
+	ViewChangeTimeout string `json:"ViewChangeTimeout"`
+	// Heartbeat is how often a validator sends its signed height.
+	Heartbeat string `json:"Heartbeat"`
+	// RequestTimeout is how long a transaction may wait before its holder
+	// suspects the leader of censoring it.
+	RequestTimeout string `json:"RequestTimeout"`
+	// IdleBlock paces the empty blocks an idle chain makes while a
+	// deadline is pending.
+	IdleBlock string `json:"IdleBlock"`
+	// MempoolTxs bounds the transactions waiting for a block; beyond it
+	// submissions get a "busy" error.
+	MempoolTxs int `json:"MempoolTxs"`
 }
 
 // IdentityConfig shows the node's peer ID; the key is in identity.key.
@@ -132,6 +155,13 @@ func defaultConfig(opts InitOptions, id peer.ID) Config {
 			Freshness: p2p.DefaultFreshness.String(),
 		},
 		Reprovide: ReprovideConfig{Interval: "12h"},
+		Chain: ChainConfig{
+			ViewChangeTimeout: (pbft.DefaultViewChangeTimeoutMs * time.Millisecond).String(),
+			Heartbeat:         (pbft.DefaultHeartbeatIntervalMs * time.Millisecond).String(),
+			RequestTimeout:    (pbft.DefaultRequestTimeoutMs * time.Millisecond).String(),
+			IdleBlock:         (pbft.DefaultIdleBlockIntervalMs * time.Millisecond).String(),
+			MempoolTxs:        pbft.DefaultMempoolTxs,
+		},
 		Limits: LimitsConfig{
 			MaxConns: lim.MaxConns, MaxConnsPerPeer: lim.MaxConnsPerPeer, MaxStreams: lim.MaxStreams,
 			MaxStreamsPerPeer: lim.MaxStreamsPerPeer, MaxMemoryMiB: int(lim.MaxMemory >> 20),
@@ -166,6 +196,7 @@ type NetConfig struct {
 	Freshness        time.Duration
 	Reprovide        time.Duration
 	Limits           p2p.Limits
+	Chain            ChainTimers
 }
 
 // Parse validates the config and returns it parsed; each error names the
@@ -249,6 +280,29 @@ func (c *Config) Parse() (NetConfig, error) {
 		bad("Reprovide.Interval", err)
 	} else if n.Reprovide < time.Minute {
 		bad("Reprovide.Interval", errors.New("shorter than a minute"))
+	}
+	for _, f := range []struct {
+		key string
+		s   string
+		def int64
+		dst *time.Duration
+	}{
+		{"ViewChangeTimeout", c.Chain.ViewChangeTimeout, pbft.DefaultViewChangeTimeoutMs, &n.Chain.ViewChangeTimeout},
+		{"Heartbeat", c.Chain.Heartbeat, pbft.DefaultHeartbeatIntervalMs, &n.Chain.Heartbeat},
+		{"RequestTimeout", c.Chain.RequestTimeout, pbft.DefaultRequestTimeoutMs, &n.Chain.RequestTimeout},
+		{"IdleBlock", c.Chain.IdleBlock, pbft.DefaultIdleBlockIntervalMs, &n.Chain.IdleBlock},
+	} {
+		d, err := parseDuration(f.s, time.Duration(f.def)*time.Millisecond)
+		if err == nil && d < time.Millisecond {
+			err = errors.New("shorter than a millisecond")
+		}
+		if err != nil {
+			bad("Chain."+f.key, err)
+		}
+		*f.dst = d
+	}
+	if n.Chain.MempoolTxs = c.Chain.MempoolTxs; n.Chain.MempoolTxs < 0 {
+		bad("Chain.MempoolTxs", errors.New("negative"))
 	}
 	l := c.Limits
 	for key, v := range map[string]int{"MaxConns": l.MaxConns, "MaxConnsPerPeer": l.MaxConnsPerPeer, "MaxStreams": l.MaxStreams,

@@ -30,6 +30,9 @@ type DaemonOptions struct {
 	Logger *slog.Logger
 	// Ready, if set, is called once the node is up, with the API's URL.
 	Ready func(apiURL string)
+	// RecoverWAL lets a validator whose chain WAL is missing start with an
+	// empty one (see ErrWALMissing).
+	RecoverWAL bool
 }
 
 // Daemon is a running node: the repo, the libp2p host, the DHT, the fetch
@@ -46,8 +49,10 @@ type Daemon struct {
 	service    *p2p.FetchService
 	fetcher    *p2p.Fetcher
 	reprovider *reprovider
-	token      string
-	logger     *slog.Logger
+	// chain runs the chain when the repo has a genesis.json; nil before.
+	chain  *chainNode
+	token  string
+	logger *slog.Logger
 }
 
 // RunDaemon runs the node of the repo in dir until ctx is cancelled (the
@@ -63,7 +68,7 @@ func RunDaemon(ctx context.Context, dir string, opts DaemonOptions) (err error) 
 		return err
 	}
 	defer func() { err = errors.Join(err, r.Close()) }()
-	d, err := startDaemon(r, logger)
+	d, err := startDaemon(r, opts, logger)
 	if err != nil {
 		return err
 	}
@@ -86,7 +91,11 @@ func RunDaemon(ctx context.Context, dir string, opts DaemonOptions) (err error) 
 	// a fetch in progress instead of waiting for it.
 	srv.BaseContext = func(net.Listener) context.Context { return gctx }
 	g.Go(func() error { return d.reprovider.run(gctx) })
-	g.Go(func() error { return d.watchMembership(gctx) })
+	if d.chain != nil {
+		g.Go(func() error { return d.chain.Run(gctx) })
+	} else {
+		g.Go(func() error { return d.watchMembership(gctx) })
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("API: %w", err)
@@ -126,7 +135,7 @@ func RunDaemon(ctx context.Context, dir string, opts DaemonOptions) (err error) 
 	return err
 }
 
-func startDaemon(r *Repo, logger *slog.Logger) (*Daemon, error) {
+func startDaemon(r *Repo, opts DaemonOptions, logger *slog.Logger) (*Daemon, error) {
 	ncfg, err := r.Config.Parse()
 	if err != nil {
 		return nil, err
@@ -150,16 +159,34 @@ func startDaemon(r *Repo, logger *slog.Logger) (*Daemon, error) {
 	d.members = p2p.NewMemberSet(memberIDs(ncfg)...)
 	d.authorizer = &configAuthorizer{}
 	d.authorizer.set(ncfg)
+	network := r.Config.Network
+	var members p2p.Membership = d.members
+	if d.chain, err = startChain(r, key, ncfg, opts, logger); err != nil {
+		return nil, err
+	}
+	if d.chain != nil {
+		// The chain's member list replaces the config's, and its id the
+		// network name.
+		members, network = d.chain, d.chain.genesis.ChainID
+	}
 	d.host, err = p2p.NewHost(p2p.HostConfig{
 		Identity: key, ListenAddrs: ncfg.Listen, AnnounceAddrs: ncfg.Announce, SwarmKey: psk,
-		Members: d.members, Limits: ncfg.Limits, Logger: logger,
+		Members: members, Limits: ncfg.Limits, Logger: logger,
 	})
 	if err != nil {
+		if d.chain != nil {
+			err = errors.Join(err, d.chain.close())
+		}
 		return nil, err
 	}
 	fail := func(err error) (*Daemon, error) {
 		d.close()
 		return nil, err
+	}
+	if d.chain != nil {
+		if err := d.chain.attach(d.host); err != nil {
+			return fail(err)
+		}
 	}
 	server := r.Config.Role != RoleAuditor
 	if d.records, err = p2p.OpenRecordStore(filepath.Join(r.Dir, dhtDir)); err != nil {
@@ -169,14 +196,14 @@ func startDaemon(r *Repo, logger *slog.Logger) (*Daemon, error) {
 		return fail(err)
 	}
 	d.service, err = p2p.NewFetchService(p2p.FetchServiceConfig{
-		Host: d.host, Store: r.Store, Network: r.Config.Network,
+		Host: d.host, Store: r.Store, Network: network,
 		Authorizer: d.authorizer,
 		Freshness:  ncfg.Freshness, MaxConcurrent: ncfg.MaxConcurrent, MaxPerPeer: ncfg.MaxPerPeer, Logger: logger,
 	})
 	if err != nil {
 		return fail(err)
 	}
-	if d.fetcher, err = p2p.NewFetcher(p2p.FetcherConfig{Host: d.host, Identity: key, Network: r.Config.Network, Store: r.Store, Logger: logger}); err != nil {
+	if d.fetcher, err = p2p.NewFetcher(p2p.FetcherConfig{Host: d.host, Identity: key, Network: network, Store: r.Store, Logger: logger}); err != nil {
 		return fail(err)
 	}
 	d.reprovider = newReprovider(filepath.Join(r.Dir, reprovideFile), ncfg.Reprovide, r.Store, d.dht, logger)
@@ -196,6 +223,9 @@ func (d *Daemon) close() error {
 	}
 	if d.records != nil {
 		errs = append(errs, d.records.Close())
+	}
+	if d.chain != nil {
+		errs = append(errs, d.chain.close())
 	}
 	return errors.Join(errs...)
 }

@@ -72,6 +72,9 @@ func (a *app) rootCommand() *cobra.Command {
 		a.providersCommand(),
 		a.configCommand(),
 		a.demoCommand(),
+		a.testnetCommand(),
+		a.statusCommand(),
+		a.benchCommand(),
 	)
 	return root
 }

@@ -13,13 +13,15 @@ import (
 )
 
 func (a *app) daemonCommand() *cobra.Command {
-	return &cobra.Command{
+	var recoverWAL bool
+	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the node: libp2p host, private DHT, fetch service and HTTP API",
 		Long: `Run the node until SIGINT or SIGTERM: the libp2p host (members only), the
 private DHT (server mode except for auditors), the fetch service, the
-announcement of this node's datasets, and the HTTP API on the loopback
-address in the config. While it runs, add, cat, get and ls go through it.`,
+announcement of this node's datasets, the chain when the repo has a
+genesis.json (consensus if this node is a validator, else following the
+validators), and the HTTP API on the loopback address in the config. While it runs, add, cat, get and ls go through it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := a.dir()
@@ -31,13 +33,17 @@ address in the config. While it runs, add, cat, get and ls go through it.`,
 				logger = infoLogger(a.stderr)
 			}
 			return node.RunDaemon(cmd.Context(), dir, node.DaemonOptions{
-				Logger: logger,
+				Logger:     logger,
+				RecoverWAL: recoverWAL,
 				Ready: func(api string) {
 					fmt.Fprintf(a.stdout, "API server listening on %s\nDaemon is ready\n", api)
 				},
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&recoverWAL, "recover-wal", false,
+		"start a validator whose chain WAL is missing with an empty one (only if it has not voted since its last committed block)")
+	return cmd
 }
 
 func (a *app) idCommand() *cobra.Command {

@@ -1,0 +1,512 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+
+	"auditnet/chain"
+	"auditnet/internal/dagcbor"
+)
+
+// Bench mixes.
+const (
+	// MixAnchor is single-signature Anchor transactions only.
+	MixAnchor = "anchor"
+	// MixAudit is the realistic mix: a third each of Anchor, Grant and
+	// AccessRequest.
+	MixAudit = "mix"
+)
+
+// BenchOptions configure RunBench.
+type BenchOptions struct {
+	// Testnet is the directory `auditnet testnet` wrote; its validators
+	// must be running.
+	Testnet  string
+	Rate     int
+	Duration time.Duration
+	Mix      string
+	// Validators limits the validators submitted to (0: all).
+	Validators int
+	Logger     *slog.Logger
+}
+
+// BenchResult is what a bench run measured.
+type BenchResult struct {
+	Mix         string  `json:"Mix"`
+	Rate        int     `json:"Rate"`
+	Seconds     float64 `json:"Seconds"`
+	Submitted   int64   `json:"Submitted"`
+	Accepted    int64   `json:"Accepted"`
+	Busy        int64   `json:"Busy"`
+	Refused     int64   `json:"Refused"`
+	Committed   int64   `json:"Committed"`
+	TxsPerSec   float64 `json:"TxsPerSec"`
+	Blocks      int     `json:"Blocks"`
+	LatencyP50  float64 `json:"LatencyP50Ms"`
+	LatencyP99  float64 `json:"LatencyP99Ms"`
+	LatencyMax  float64 `json:"LatencyMaxMs"`
+	FirstRefuse string  `json:"FirstRefusal,omitempty"`
+}
+
+// benchTick is how often the bench sends a batch to each validator.
+const benchTick = 20 * time.Millisecond
+
+// RunBench submits signed transactions to a running testnet at a target
+// rate for a duration and measures what commits: committed txs/s over
+// the run (from the first submission to the last commit seen within the
+// run plus a drain of a few seconds) and the commit latency of each
+// transaction (submission by the bench to the block that holds it being
+// reported by the first validator's block feed).
+func RunBench(ctx context.Context, o BenchOptions) (BenchResult, error) {
+	res := BenchResult{Mix: o.Mix, Rate: o.Rate}
+	if o.Rate <= 0 || o.Duration <= 0 {
+		return res, errors.New("bench: --rate and --duration must be positive")
+	}
+	if o.Mix == "" {
+		o.Mix, res.Mix = MixAnchor, MixAnchor
+	}
+	if o.Mix != MixAnchor && o.Mix != MixAudit {
+		return res, fmt.Errorf("bench: --mix %q: want %s or %s", o.Mix, MixAnchor, MixAudit)
+	}
+	tn, err := ReadTestnet(o.Testnet)
+	if err != nil {
+		return res, err
+	}
+	keys, err := ReadBenchKeys(tn.Bench)
+	if err != nil {
+		return res, err
+	}
+	var clients []*Client
+	for _, n := range tn.Nodes {
+		if !n.Validator {
+			continue
+		}
+		c, err := DialDaemon(ctx, n.Dir)
+		if err != nil {
+			return res, fmt.Errorf("bench: validator %s: %w", n.Name, err)
+		}
+		if c == nil {
+			return res, fmt.Errorf("bench: validator %s is not running", n.Name)
+		}
+		clients = append(clients, c)
+		if o.Validators > 0 && len(clients) == o.Validators {
+			break
+		}
+	}
+	g, err := newTxGen(ctx, tn.ChainID, keys, clients[0])
+	if err != nil {
+		return res, err
+	}
+	feed, err := clients[0].follow(ctx)
+	if err != nil {
+		return res, err
+	}
+	b := &benchRun{gen: g, sent: map[cid.Cid]time.Time{}}
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		b.watch(feed)
+	}()
+	defer func() {
+		feed.Close()
+		<-watched
+	}()
+	if o.Mix == MixAudit {
+		if err := b.setup(ctx, clients[0]); err != nil {
+			return res, err
+		}
+	}
+	start := time.Now()
+	end := start.Add(o.Duration)
+	var wg sync.WaitGroup
+	perTick := float64(o.Rate) * benchTick.Seconds() / float64(len(clients))
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.submitLoop(ctx, c, o.Mix, perTick, start, end)
+		}()
+	}
+	wg.Wait()
+	// Let what was accepted commit (or not) for a few seconds.
+	b.drain(ctx, 5*time.Second)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	res.Submitted, res.Accepted, res.Busy, res.Refused = b.submitted.Load(), b.accepted.Load(), b.busy.Load(), b.refused.Load()
+	res.Committed, res.Blocks = int64(len(b.latencies)), b.blocks
+	if res.Committed > 0 {
+		span := b.lastCommit.Sub(start).Seconds()
+		res.Seconds = span
+		res.TxsPerSec = float64(res.Committed) / span
+		slices.Sort(b.latencies)
+		pick := func(q float64) float64 {
+			return float64(b.latencies[min(len(b.latencies)-1, int(q*float64(len(b.latencies))))].Microseconds()) / 1000
+		}
+		res.LatencyP50, res.LatencyP99, res.LatencyMax = pick(0.50), pick(0.99), pick(1)
+	}
+	if e := b.firstRefusal.Load(); e != nil {
+		res.FirstRefuse = *e
+	}
+	if b.feedErr != nil {
+		return res, fmt.Errorf("bench: block feed: %w", b.feedErr)
+	}
+	return res, nil
+}
+
+type benchRun struct {
+	gen                                *txGen
+	submitted, accepted, busy, refused atomic.Int64
+	firstRefusal                       atomic.Pointer[string]
+
+	mu         sync.Mutex
+	sent       map[cid.Cid]time.Time
+	latencies  []time.Duration
+	blocks     int
+	lastCommit time.Time
+	feedErr    error
+}
+
+// watch reads the block feed: each committed transaction the bench sent
+// gets its latency.
+func (b *benchRun) watch(feed io.Reader) {
+	sc := bufio.NewScanner(feed)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		var ev BlockEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			b.mu.Lock()
+			b.feedErr = err
+			b.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		b.gen.setHeight(ev.Height)
+		b.mu.Lock()
+		b.blocks++
+		for _, id := range ev.Txs {
+			if t, ok := b.sent[id]; ok {
+				b.latencies = append(b.latencies, now.Sub(t))
+				delete(b.sent, id)
+				b.lastCommit = now
+			}
+		}
+		b.mu.Unlock()
+	}
+}
+
+// drain waits until every accepted transaction committed, or d passed.
+func (b *benchRun) drain(ctx context.Context, d time.Duration) {
+	deadline := time.Now().Add(d)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for time.Now().Before(deadline) {
+		b.mu.Lock()
+		left := len(b.sent)
+		b.mu.Unlock()
+		if left == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// submitLoop sends perTick transactions to c every benchTick until end.
+func (b *benchRun) submitLoop(ctx context.Context, c *Client, mix string, perTick float64, start, end time.Time) {
+	t := time.NewTicker(benchTick)
+	defer t.Stop()
+	owed := 0.0
+	for now := start; now.Before(end); {
+		owed += perTick
+		n := int(owed)
+		owed -= float64(n)
+		if n > 0 {
+			b.submitBatch(ctx, c, mix, n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case now = <-t.C:
+		}
+	}
+}
+
+func (b *benchRun) submitBatch(ctx context.Context, c *Client, mix string, n int) {
+	raw := make([][]byte, n)
+	ids := make([]cid.Cid, n)
+	for i := range n {
+		tx, err := b.gen.next(mix)
+		if err != nil {
+			b.refuse(err.Error())
+			return
+		}
+		if raw[i], err = chain.EncodeTx(tx); err != nil {
+			b.refuse(err.Error())
+			return
+		}
+		ids[i], _ = tx.ID()
+	}
+	now := time.Now()
+	b.mu.Lock()
+	for _, id := range ids {
+		b.sent[id] = now
+	}
+	b.mu.Unlock()
+	b.submitted.Add(int64(n))
+	res, err := c.Submit(ctx, SubmitRequest{Txs: raw})
+	if err != nil {
+		b.forget(ids)
+		b.refused.Add(int64(n))
+		b.refuse(err.Error())
+		return
+	}
+	var gone []cid.Cid
+	for i, r := range res {
+		switch {
+		case r.Error == "":
+			b.accepted.Add(1)
+			continue
+		case r.Busy:
+			b.busy.Add(1)
+		default:
+			b.refused.Add(1)
+			b.refuse(r.Error)
+		}
+		gone = append(gone, ids[i])
+	}
+	b.forget(gone)
+}
+
+func (b *benchRun) forget(ids []cid.Cid) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		delete(b.sent, id)
+	}
+}
+
+func (b *benchRun) refuse(reason string) {
+	b.firstRefusal.CompareAndSwap(nil, &reason)
+}
+
+// setup anchors the datasets the mix grants and requests access to, and
+// grants each bench auditor every one of them, before the clock starts.
+func (b *benchRun) setup(ctx context.Context, c *Client) error {
+	var txs [][]byte
+	for _, ag := range b.gen.agencies {
+		for range benchDatasetsPerAgency {
+			tx, ds, err := b.gen.anchor(ag)
+			if err != nil {
+				return err
+			}
+			raw, _ := chain.EncodeTx(tx)
+			txs = append(txs, raw)
+			b.gen.datasets = append(b.gen.datasets, ds)
+		}
+	}
+	if err := submitAndWait(ctx, c, txs); err != nil {
+		return fmt.Errorf("bench setup: anchors: %w", err)
+	}
+	txs = txs[:0]
+	for _, ds := range b.gen.datasets {
+		for _, au := range b.gen.auditors {
+			tx, err := b.gen.grant(ds, au)
+			if err != nil {
+				return err
+			}
+			raw, _ := chain.EncodeTx(tx)
+			txs = append(txs, raw)
+		}
+	}
+	if err := submitAndWait(ctx, c, txs); err != nil {
+		return fmt.Errorf("bench setup: grants: %w", err)
+	}
+	return nil
+}
+
+const benchDatasetsPerAgency = 4
+
+func submitAndWait(ctx context.Context, c *Client, txs [][]byte) error {
+	for len(txs) > 0 {
+		n := min(len(txs), maxSubmitBatch)
+		res, err := c.Submit(ctx, SubmitRequest{Txs: txs[:n], Wait: true, WaitTimeout: "60s"})
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Error != "" {
+				return errors.New(r.Error)
+			}
+			if r.Commit == nil {
+				return fmt.Errorf("tx %s did not commit within 60 s", r.ID)
+			}
+		}
+		txs = txs[n:]
+	}
+	return nil
+}
+
+// txGen makes valid signed transactions for the bench's senders.
+type txGen struct {
+	chainID  string
+	window   uint64
+	height   atomic.Uint64
+	nonce    atomic.Uint64
+	agencies []benchSigner
+	auditors []benchSigner
+	mu       sync.Mutex
+	rng      *mrand.Rand
+	datasets []benchDataset
+}
+
+type benchSigner struct {
+	id     []byte
+	signer chain.Signer
+}
+
+type benchDataset struct {
+	owner benchSigner
+	root  cid.Cid
+}
+
+func newTxGen(ctx context.Context, chainID string, keys []BenchKey, c *Client) (*txGen, error) {
+	st, err := c.ChainStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g := &txGen{chainID: chainID, window: chain.DefaultParams().ReplayWindow, rng: mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 7))}
+	g.height.Store(st.Height)
+	g.nonce.Store(uint64(time.Now().UnixNano()))
+	for _, k := range keys {
+		raw, err := hex.DecodeString(k.Key)
+		if err != nil || len(raw) != ed25519.PrivateKeySize {
+			return nil, fmt.Errorf("bench key %s: not an Ed25519 private key", k.PeerID)
+		}
+		s := chain.NewSigner(ed25519.PrivateKey(raw))
+		bs := benchSigner{id: s.ID(), signer: s}
+		switch Role(k.Role) {
+		case RoleAgency:
+			g.agencies = append(g.agencies, bs)
+		case RoleAuditor:
+			g.auditors = append(g.auditors, bs)
+		}
+	}
+	if len(g.agencies) == 0 || len(g.auditors) == 0 {
+		return nil, errors.New("bench: the testnet has no bench agency or auditor keys")
+	}
+	return g, nil
+}
+
+func (g *txGen) setHeight(h uint64) {
+	for {
+		old := g.height.Load()
+		if h <= old || g.height.CompareAndSwap(old, h) {
+			return
+		}
+	}
+}
+
+// body starts a transaction body that expires half a replay window from
+// the last height seen.
+func (g *txGen) body(kind chain.Kind, sender []byte) chain.TxBody {
+	return chain.TxBody{Chain: g.chainID, Kind: kind, Sender: sender, Expires: g.height.Load() + g.window/2, Nonce: g.nonce.Add(1)}
+}
+
+func (g *txGen) signed(b chain.TxBody, s chain.Signer) (*chain.Tx, error) {
+	tx := &chain.Tx{Body: b}
+	if err := tx.Sign(s); err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+func (g *txGen) pick(n int) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rng.IntN(n)
+}
+
+// anchor makes an Anchor of a fresh root by agency ag.
+func (g *txGen) anchor(ag benchSigner) (*chain.Tx, benchDataset, error) {
+	n := g.nonce.Add(1)
+	var seed [8]byte
+	binary.BigEndian.PutUint64(seed[:], n)
+	sum := sha256.Sum256(append([]byte("auditnet bench dataset "), seed[:]...))
+	mh, err := multihash.Encode(sum[:], multihash.SHA2_256)
+	if err != nil {
+		return nil, benchDataset{}, err
+	}
+	root := cid.NewCidV1(cid.Raw, mh)
+	b := g.body(chain.KindAnchor, ag.id)
+	b.Anchor = &chain.Anchor{Root: dagcbor.Link{Cid: root}, Size: 1 << 20, Name: "bench", Policy: chain.PolicyRestricted}
+	tx, err := g.signed(b, ag.signer)
+	return tx, benchDataset{owner: ag, root: root}, err
+}
+
+func (g *txGen) grant(ds benchDataset, au benchSigner) (*chain.Tx, error) {
+	b := g.body(chain.KindGrant, ds.owner.id)
+	b.Grant = &chain.Grant{
+		Dataset: chain.Dataset{Owner: ds.owner.id, Root: dagcbor.Link{Cid: ds.root}},
+		Auditor: au.id, Expires: time.Now().Add(365 * 24 * time.Hour).UnixMilli(),
+	}
+	return g.signed(b, ds.owner.signer)
+}
+
+func (g *txGen) access(ds benchDataset, au benchSigner) (*chain.Tx, error) {
+	b := g.body(chain.KindAccess, au.id)
+	nonce := make([]byte, 16)
+	binary.BigEndian.PutUint64(nonce, g.nonce.Add(1))
+	b.Access = &chain.AccessRequest{
+		Dataset:  chain.Dataset{Owner: ds.owner.id, Root: dagcbor.Link{Cid: ds.root}},
+		Provider: ds.owner.id, Nonce: nonce, Purpose: "bench", Case: "bench",
+	}
+	return g.signed(b, au.signer)
+}
+
+// next makes the next transaction of the mix.
+func (g *txGen) next(mix string) (*chain.Tx, error) {
+	if mix == MixAnchor {
+		tx, _, err := g.anchor(g.agencies[g.pick(len(g.agencies))])
+		return tx, err
+	}
+	ds := g.datasets[g.pick(len(g.datasets))]
+	au := g.auditors[g.pick(len(g.auditors))]
+	switch g.pick(3) {
+	case 0:
+		tx, _, err := g.anchor(g.agencies[g.pick(len(g.agencies))])
+		return tx, err
+	case 1:
+		return g.grant(ds, au)
+	}
+	return g.access(ds, au)
+}
+
+// follow opens the node's block feed.
+func (c *Client) follow(ctx context.Context) (io.ReadCloser, error) {
+	resp, err := c.request(ctx, http.MethodGet, "chain/follow", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}

@@ -1,0 +1,576 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/sync/errgroup"
+
+	"auditnet/chain"
+	"auditnet/chain/index"
+	"auditnet/chain/pbft"
+	"auditnet/chain/store"
+	"auditnet/chain/wal"
+	"auditnet/p2p"
+)
+
+// Where a repo keeps its chain.
+const (
+	genesisFile = "genesis.json"
+	chainDir    = "chain"
+	walDir      = "wal"
+	storeDir    = "store"
+	indexDir    = "index"
+)
+
+// ErrWALMissing is returned when a repo holds chain data but no WAL: the
+// node could have signed something it no longer remembers, so it starts
+// only when told to with the recovery flag.
+var ErrWALMissing = errors.New("chain data exists but its write-ahead log is missing; " +
+	"start with --recover-wal only if this node has not voted since its last committed block (for example, it was stopped for longer than a view change)")
+
+// Loop sizes: how many inbound messages the loop takes before it handles
+// Ready (so one fsync covers them all), and how many wait for it.
+const (
+	inboxSize     = 4096
+	drainBatch    = 512
+	tickInterval  = 10 * time.Millisecond
+	syncBatch     = 256
+	followEvery   = 2 * time.Second
+	followTimeout = 10 * time.Second
+)
+
+// chainOptions configure openChain.
+type chainOptions struct {
+	Dir        string
+	Genesis    *chain.Genesis
+	Signer     chain.Signer
+	Self       peer.ID
+	Timers     ChainTimers
+	RecoverWAL bool
+	// Now is the node's clock (ms since 1970 UTC); a test shifts it.
+	Now    func() int64
+	Logger *slog.Logger
+}
+
+// ChainTimers are the consensus core's local timers.
+type ChainTimers struct {
+	ViewChangeTimeout, Heartbeat, RequestTimeout, IdleBlock time.Duration
+	MempoolTxs                                              int
+}
+
+// chainNode runs the chain on a node: the consensus core, its WAL, the
+// block store, the audit index, and the core's traffic. Run's goroutine is
+// the only one that touches the core; the rest of the node reads what it
+// publishes (status, the committed state) and talks to it through
+// channels.
+type chainNode struct {
+	opts    chainOptions
+	log     *slog.Logger
+	genesis *chain.Genesis
+	replica *pbft.Replica
+	wal     *wal.WAL
+	store   *store.Store
+	index   *index.Index
+	host    *p2p.Host
+	net     *p2p.Consensus
+	txs     *p2p.TxService
+	syncSvc *p2p.SyncService
+	metrics *chainMetrics
+
+	inbox   chan inbound
+	submits chan *submission
+	synced  chan syncResult
+
+	// Owned by Run's goroutine.
+	followers map[peer.ID]time.Time
+	syncing   bool
+	wantSync  *pbft.SyncRequest
+	pending   map[cid.Cid]time.Time // submit time of txs this node admitted
+	lastView  uint64
+
+	// Published for other goroutines.
+	state   atomic.Pointer[stateBox]
+	status  atomic.Pointer[ChainStatus]
+	seen    sync.Map // peer.ID → time.Time of its last frame
+	waiters waiterSet
+	blocks  blockFeed
+}
+
+type stateBox struct{ s chain.State }
+
+// inbound is a decoded frame from a peer.
+type inbound struct {
+	from   peer.ID
+	msg    *pbft.Message
+	push   *pbft.Committed
+	follow bool
+}
+
+type syncResult struct {
+	from   peer.ID
+	blocks []pbft.Committed
+	err    error
+}
+
+// openChain opens (or creates) the chain's stores in dir and restores the
+// core from them.
+func openChain(o chainOptions) (*chainNode, error) {
+	dir := filepath.Join(o.Dir, chainDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	c := &chainNode{
+		opts: o, log: o.Logger, genesis: o.Genesis,
+		inbox: make(chan inbound, inboxSize), submits: make(chan *submission, 64), synced: make(chan syncResult, 1),
+		followers: map[peer.ID]time.Time{}, pending: map[cid.Cid]time.Time{},
+	}
+	c.waiters.init()
+	c.blocks.init()
+	var err error
+	hadStore := exists(filepath.Join(dir, storeDir))
+	hadWAL, err := wal.Exists(filepath.Join(dir, walDir))
+	if err != nil {
+		return nil, err
+	}
+	if c.store, err = store.Open(store.Config{Dir: filepath.Join(dir, storeDir), Genesis: o.Genesis, Logger: o.Logger}); err != nil {
+		return nil, fmt.Errorf("open chain store: %w", err)
+	}
+	if hadStore && !hadWAL && c.store.Height() > 0 && !o.RecoverWAL {
+		c.store.Close()
+		return nil, ErrWALMissing
+	}
+	if !hadWAL && o.RecoverWAL {
+		o.Logger.Warn("starting with a new, empty write-ahead log (--recover-wal)", "height", c.store.Height())
+	}
+	fail := func(err error) (*chainNode, error) {
+		c.close()
+		return nil, err
+	}
+	w, entries, err := wal.Open(wal.Config{Dir: filepath.Join(dir, walDir), Logger: o.Logger})
+	if err != nil {
+		return fail(fmt.Errorf("open chain WAL: %w", err))
+	}
+	c.wal = w
+	recs := make([]pbft.Record, 0, len(entries))
+	for i, e := range entries {
+		r, err := wal.DecodeRecord(e)
+		if err != nil {
+			return fail(fmt.Errorf("chain WAL entry %d: %w", i, err))
+		}
+		recs = append(recs, r)
+	}
+	if c.index, err = index.Open(filepath.Join(dir, indexDir)); err != nil {
+		return fail(fmt.Errorf("open chain index: %w", err))
+	}
+	cfg := pbft.Config{
+		Genesis: o.Genesis, Signer: o.Signer, Logger: o.Logger,
+		ViewChangeTimeoutMs: o.Timers.ViewChangeTimeout.Milliseconds(),
+		HeartbeatIntervalMs: o.Timers.Heartbeat.Milliseconds(),
+		RequestTimeoutMs:    o.Timers.RequestTimeout.Milliseconds(),
+		IdleBlockIntervalMs: o.Timers.IdleBlock.Milliseconds(),
+		MempoolTxs:          o.Timers.MempoolTxs,
+	}
+	now := o.Now()
+	if c.store.Height() == 0 {
+		c.replica, err = pbft.Restore(cfg, now, nil, recs)
+	} else {
+		var snap pbft.Snapshot
+		if snap, err = c.store.Snapshot(); err != nil {
+			return fail(fmt.Errorf("load chain state: %w", err))
+		}
+		c.replica, err = pbft.RestoreSnapshot(cfg, now, snap, recs)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("restore consensus: %w", err))
+	}
+	if err := c.catchUpIndex(); err != nil {
+		return fail(err)
+	}
+	c.lastView, _ = c.replica.View()
+	c.publish()
+	o.Logger.Info("chain restored", "height", c.replica.Height(), "wal_records", len(recs), "validator", c.replica.IsValidator())
+	return c, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// catchUpIndex applies to the audit index the blocks the store committed
+// after the index's last height (a crash between the two writes).
+func (c *chainNode) catchUpIndex() error {
+	for h := c.index.LastHeight() + 1; h <= c.store.Height(); h++ {
+		cb, err := c.store.Committed(h)
+		if err != nil {
+			return fmt.Errorf("read block %d for the index: %w", h, err)
+		}
+		if err := c.index.Apply(h, cb.Block, cb.Outcomes); err != nil {
+			return fmt.Errorf("index block %d: %w", h, err)
+		}
+	}
+	return nil
+}
+
+// attach connects the chain to the host: consensus, tx submission and
+// sync services, and the validators' addresses from genesis.
+func (c *chainNode) attach(h *p2p.Host) error {
+	c.host = h
+	for _, v := range c.genesis.Validators {
+		info, err := validatorAddrInfo(v)
+		if err != nil {
+			return err
+		}
+		if info.ID != h.ID() && len(info.Addrs) > 0 {
+			h.Peerstore().AddAddrs(info.ID, info.Addrs, permanentAddrTTL)
+		}
+	}
+	var err error
+	if c.net, err = p2p.NewConsensus(p2p.ConsensusConfig{Host: h, Deliver: c.deliver, Logger: c.log}); err != nil {
+		return err
+	}
+	if c.txs, err = p2p.NewTxService(p2p.TxServiceConfig{Host: h, Handle: c.handleTxs, Logger: c.log}); err != nil {
+		return err
+	}
+	if c.syncSvc, err = p2p.NewSyncService(p2p.SyncServiceConfig{Host: h, Source: c.store, Logger: c.log}); err != nil {
+		return err
+	}
+	c.metrics = newChainMetrics(c)
+	return nil
+}
+
+func (c *chainNode) close() error {
+	var errs []error
+	if c.wal != nil {
+		errs = append(errs, c.wal.Close())
+	}
+	if c.index != nil {
+		errs = append(errs, c.index.Close())
+	}
+	if c.store != nil {
+		errs = append(errs, c.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Run drives the core until ctx ends or a write fails (a WAL or store
+// error stops the node: it never goes on signing what it cannot
+// remember).
+func (c *chainNode) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.net.Run(gctx) })
+	g.Go(func() error { return c.txs.Run(gctx) })
+	g.Go(func() error { return c.syncSvc.Run(gctx) })
+	g.Go(func() error { return c.loop(gctx, g) })
+	err := g.Wait()
+	c.waiters.closeAll(errors.New("node stopping"))
+	c.blocks.closeAll()
+	return err
+}
+
+func (c *chainNode) now() int64 { return c.opts.Now() }
+
+func (c *chainNode) loop(ctx context.Context, g *errgroup.Group) error {
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
+	follow := time.NewTicker(followEvery)
+	defer follow.Stop()
+	if !c.replica.IsValidator() {
+		c.sendFollow()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m := <-c.inbox:
+			c.step(m)
+		drain:
+			for range drainBatch {
+				select {
+				case m := <-c.inbox:
+					c.step(m)
+				default:
+					break drain
+				}
+			}
+		case s := <-c.submits:
+			s.reply <- c.submit(s.txs)
+		case r := <-c.synced:
+			c.applySync(ctx, g, r)
+		case <-tick.C:
+			c.replica.Tick(c.now())
+		case <-follow.C:
+			if !c.replica.IsValidator() {
+				c.sendFollow()
+			}
+			c.expireFollowers()
+		}
+		if err := c.handleReady(ctx, g); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *chainNode) step(m inbound) {
+	switch {
+	case m.msg != nil:
+		if err := c.replica.Step([]byte(m.from), m.msg); err != nil && c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("message dropped", "peer", m.from, "err", err)
+		}
+	case m.push != nil:
+		h := m.push.Block.Header.Height
+		switch {
+		case h == c.replica.Height()+1:
+			if err := c.replica.StepSync([]pbft.Committed{*m.push}); err != nil {
+				c.log.Warn("pushed block refused", "peer", m.from, "height", h, "err", err)
+			}
+		case h > c.replica.Height()+1:
+			c.wantSync = &pbft.SyncRequest{Peer: []byte(m.from), From: c.replica.Height() + 1}
+		}
+	case m.follow:
+		if !c.replica.IsValidator() {
+			return
+		}
+		if _, ok := c.followers[m.from]; !ok {
+			c.log.Info("follower subscribed", "peer", m.from)
+		}
+		c.followers[m.from] = time.Now()
+	}
+}
+
+// handleReady carries out what the core asks, in its order: persist,
+// store committed blocks, send, sync.
+func (c *chainNode) handleReady(ctx context.Context, g *errgroup.Group) error {
+	changed := false
+	for c.replica.HasReady() {
+		rd := c.replica.Ready()
+		if len(rd.Persist) > 0 {
+			for _, r := range rd.Persist {
+				e, err := wal.EncodeRecord(r)
+				if err != nil {
+					return fmt.Errorf("encode WAL record: %w", err)
+				}
+				if err := c.wal.Append(e); err != nil {
+					return fmt.Errorf("chain WAL: %w", err)
+				}
+			}
+			start := time.Now()
+			if err := c.wal.Sync(); err != nil {
+				return fmt.Errorf("chain WAL: %w", err)
+			}
+			c.metrics.walSync.Observe(time.Since(start).Seconds())
+		}
+		for _, cb := range rd.Committed {
+			if err := c.commit(cb); err != nil {
+				return err
+			}
+			changed = true
+		}
+		c.send(rd.Messages, rd.Committed)
+		if rd.Sync != nil {
+			c.wantSync = rd.Sync
+		}
+		if rd.StableCheckpoint > 0 {
+			if err := c.wal.Release(rd.StableCheckpoint); err != nil {
+				return fmt.Errorf("chain WAL: %w", err)
+			}
+		}
+		c.replica.Advance()
+	}
+	if c.wantSync != nil && !c.syncing {
+		c.startSyncIn(ctx, g, peer.ID(c.wantSync.Peer), c.wantSync.From)
+	}
+	c.wantSync = nil
+	if view, _ := c.replica.View(); view != c.lastView {
+		c.metrics.viewChanges.Add(float64(view - c.lastView))
+		c.lastView = view
+		changed = true
+	}
+	if changed {
+		c.publish()
+	}
+	c.metrics.mempool.Set(float64(c.replica.MempoolSize()))
+	return nil
+}
+
+// commit stores a committed block durably, indexes it, and tells whoever
+// waits for its transactions.
+func (c *chainNode) commit(cb pbft.Committed) error {
+	if err := c.store.Commit(cb); err != nil {
+		return fmt.Errorf("chain store: %w", err)
+	}
+	h := cb.Block.Header.Height
+	if err := c.index.Apply(h, cb.Block, cb.Outcomes); err != nil {
+		// The index is derived: catchUpIndex rebuilds it at the next
+		// start, so the chain goes on.
+		c.log.Error("index block", "height", h, "err", err)
+	}
+	if cb.State != nil {
+		c.state.Store(&stateBox{s: cb.State})
+	}
+	ids := make([]cid.Cid, len(cb.Block.Txs))
+	now := time.Now()
+	for i := range cb.Block.Txs {
+		id, err := cb.Block.Txs[i].ID()
+		if err != nil {
+			return fmt.Errorf("block %d tx %d: %w", h, i, err)
+		}
+		ids[i] = id
+		if t, ok := c.pending[id]; ok {
+			c.metrics.commitLatency.Observe(now.Sub(t).Seconds())
+			delete(c.pending, id)
+		}
+		var o *chain.Outcome
+		if i < len(cb.Outcomes) {
+			o = &cb.Outcomes[i]
+		}
+		c.waiters.done(id, TxCommit{Height: h, Index: i, Outcome: o})
+	}
+	c.metrics.height.Set(float64(h))
+	c.metrics.committedTxs.Add(float64(len(ids)))
+	c.blocks.publish(BlockEvent{Height: h, Time: cb.Block.Header.Time, Txs: ids})
+	if membershipChanged(cb.Block) && c.host != nil {
+		if n := c.host.Enforce(); n > 0 {
+			c.log.Info("members removed by the chain disconnected", "height", h, "disconnected", n)
+		}
+	}
+	return nil
+}
+
+func membershipChanged(b *chain.Block) bool {
+	for i := range b.Txs {
+		if b.Txs[i].Body.Kind == chain.KindMember {
+			return true
+		}
+	}
+	return false
+}
+
+// publish makes the core's state visible to other goroutines.
+func (c *chainNode) publish() {
+	if c.state.Load() == nil || c.replica.Height() == 0 {
+		c.state.Store(&stateBox{s: c.replica.CommittedState()})
+	}
+	c.status.Store(c.buildStatus())
+}
+
+// committedState returns the last committed state; nobody writes to it.
+func (c *chainNode) committedState() chain.State { return c.state.Load().s }
+
+// IsMember implements p2p.Membership from the committed state.
+func (c *chainNode) IsMember(p peer.ID) bool {
+	box := c.state.Load()
+	if box == nil {
+		return false
+	}
+	_, ok, err := chain.LookupMember(box.s, []byte(p))
+	return ok && err == nil
+}
+
+// startSyncIn fetches committed blocks from p in a goroutine of g.
+func (c *chainNode) startSyncIn(ctx context.Context, g *errgroup.Group, p peer.ID, from uint64) {
+	c.syncing = true
+	g.Go(func() error {
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		res := syncResult{from: p}
+		var raw []p2p.SyncedBlock
+		raw, res.err = p2p.FetchCommitted(fctx, c.host, p, from, syncBatch)
+		if res.err == nil {
+			res.blocks, res.err = decodeSynced(raw)
+		}
+		select {
+		case c.synced <- res:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+}
+
+func decodeSynced(raw []p2p.SyncedBlock) ([]pbft.Committed, error) {
+	out := make([]pbft.Committed, 0, len(raw))
+	for _, r := range raw {
+		b, err := chain.DecodeBlock(r.Block)
+		if err != nil {
+			return nil, fmt.Errorf("synced block %d: %w", r.Height, err)
+		}
+		cert, err := chain.DecodeCommitCert(r.Cert)
+		if err != nil {
+			return nil, fmt.Errorf("synced certificate %d: %w", r.Height, err)
+		}
+		if b.Header.Height != r.Height {
+			return nil, fmt.Errorf("synced block at %d says height %d", r.Height, b.Header.Height)
+		}
+		out = append(out, pbft.Committed{Block: b, Cert: cert})
+	}
+	return out, nil
+}
+
+func (c *chainNode) applySync(ctx context.Context, g *errgroup.Group, r syncResult) {
+	c.syncing = false
+	if r.err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("sync failed", "peer", r.from, "err", r.err)
+		}
+		return
+	}
+	before := c.replica.Height()
+	if err := c.replica.StepSync(r.blocks); err != nil {
+		c.log.Warn("synced blocks refused", "peer", r.from, "err", err)
+		return
+	}
+	c.metrics.syncedBlocks.Add(float64(c.replica.Height() - before))
+	// A full batch means the peer has more: keep going.
+	if len(r.blocks) == syncBatch && c.replica.Height() > before {
+		c.startSyncIn(ctx, g, r.from, c.replica.Height()+1)
+	}
+}
+
+// clockOffsetEnv shifts a daemon's chain clock, for tests of clock skew
+// between validators only (for example "5m" or "-5m").
+const clockOffsetEnv = "AUDITNET_TEST_CLOCK_OFFSET"
+
+// startChain opens the chain of a repo that has a genesis.json (nil, nil
+// when it has none).
+func startChain(r *Repo, key crypto.PrivKey, n NetConfig, opts DaemonOptions, logger *slog.Logger) (*chainNode, error) {
+	path := filepath.Join(r.Dir, genesisFile)
+	if !exists(path) {
+		return nil, nil
+	}
+	g, err := chain.ReadGenesis(path)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := key.Raw()
+	if err != nil || len(raw) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("node key: the chain needs an Ed25519 identity")
+	}
+	self, err := p2p.PeerIDOf(key)
+	if err != nil {
+		return nil, err
+	}
+	var offset time.Duration
+	if s := os.Getenv(clockOffsetEnv); s != "" {
+		if offset, err = time.ParseDuration(s); err != nil {
+			return nil, fmt.Errorf("%s: %w", clockOffsetEnv, err)
+		}
+		logger.Warn("chain clock shifted for a test", "offset", offset)
+	}
+	return openChain(chainOptions{
+		Dir: r.Dir, Genesis: g, Signer: chain.NewSigner(ed25519.PrivateKey(raw)), Self: self,
+		Timers: n.Chain, RecoverWAL: opts.RecoverWAL, Logger: logger,
+		Now: func() int64 { return time.Now().Add(offset).UnixMilli() },
+	})
+}
