@@ -352,7 +352,7 @@ func (c *Consensus) read(st network.Stream, from peer.ID) error {
 }
 
 // take hands the writer everything queued for q (nil if nothing). Frames
-// stay counted in q until done or drop.
+// stay counted in q until done releases them.
 func (c *Consensus) take(q *sendQueue) [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -15,54 +15,60 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkConsensusFrames -benchtime 5s ./p2p
 func BenchmarkConsensusFrames(b *testing.B) {
-	for _, size := range []int{300, 100 << 10} {
-		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			window := min(4096, max(64, (16<<20)/size))
-			delivered := make(chan struct{}, window)
-			recvHost, sendHost := newWireHost(b, nil, ""), newWireHost(b, nil, "")
-			recv, err := NewConsensus(ConsensusConfig{Host: recvHost.Host, Deliver: func(peer.ID, []byte) error {
-				delivered <- struct{}{}
-				return nil
-			}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			send, err := NewConsensus(ConsensusConfig{Host: sendHost.Host, Deliver: func(peer.ID, []byte) error { return nil }})
-			if err != nil {
-				b.Fatal(err)
-			}
-			runPart(b, recv.Run)
-			runPart(b, send.Run)
-			linkWire(b, recvHost, sendHost)
-			frame := make([]byte, size)
-			to := recvHost.ID()
-			// One frame through first: the stream is open before timing.
-			send.Send(to, frame)
-			<-delivered
+	for _, transport := range []string{"tcp", "quic"} {
+		for _, size := range []int{300, 100 << 10} {
+			b.Run(fmt.Sprintf("%s/%dB", transport, size), func(b *testing.B) {
+				benchConsensusFrames(b, wireTransports[transport], size)
+			})
+		}
+	}
+}
 
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			inflight := 0
-			start := time.Now()
-			for b.Loop() {
-				if inflight == window {
-					<-delivered
-					inflight--
-				}
-				for !send.Send(to, frame) {
-					<-delivered
-					inflight--
-				}
-				inflight++
-			}
-			for ; inflight > 0; inflight-- {
-				<-delivered
-			}
-			elapsed := time.Since(start)
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "frames/s")
-			if st := send.Stats(); st.DroppedFrames != 0 {
-				b.Fatalf("%d frames dropped", st.DroppedFrames)
-			}
-		})
+func benchConsensusFrames(b *testing.B, listen string, size int) {
+	window := min(4096, max(64, (16<<20)/size))
+	delivered := make(chan struct{}, window)
+	recvHost, sendHost := newWireHost(b, nil, listen), newWireHost(b, nil, listen)
+	recv, err := NewConsensus(ConsensusConfig{Host: recvHost.Host, Deliver: func(peer.ID, []byte) error {
+		delivered <- struct{}{}
+		return nil
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	send, err := NewConsensus(ConsensusConfig{Host: sendHost.Host, Deliver: func(peer.ID, []byte) error { return nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runPart(b, recv.Run)
+	runPart(b, send.Run)
+	linkWire(b, recvHost, sendHost)
+	frame := make([]byte, size)
+	to := recvHost.ID()
+	// One frame through first: the stream is open before timing.
+	send.Send(to, frame)
+	<-delivered
+
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	inflight := 0
+	start := time.Now()
+	for b.Loop() {
+		if inflight == window {
+			<-delivered
+			inflight--
+		}
+		for !send.Send(to, frame) {
+			<-delivered
+			inflight--
+		}
+		inflight++
+	}
+	for ; inflight > 0; inflight-- {
+		<-delivered
+	}
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "frames/s")
+	if st := send.Stats(); st.DroppedFrames != 0 {
+		b.Fatalf("%d frames dropped", st.DroppedFrames)
 	}
 }

@@ -85,10 +85,17 @@ func orderedFrame(i int) []byte {
 }
 
 // TestConsensusDeliversInOrder sends 2,000 frames each way at once,
-// between 8 bytes and 1 MiB: each side gets every frame of the other,
-// intact and in order, and the counters agree.
+// between 8 bytes and 1 MiB, over TCP and over QUIC: each side gets every
+// frame of the other, intact and in order, and the counters agree.
 func TestConsensusDeliversInOrder(t *testing.T) {
-	a, b := newConsensusNode(t, nil, ConsensusConfig{}), newConsensusNode(t, nil, ConsensusConfig{})
+	for name, listen := range wireTransports {
+		t.Run(name, func(t *testing.T) { testConsensusInOrder(t, listen) })
+	}
+}
+
+func testConsensusInOrder(t *testing.T, listen string) {
+	a := newConsensusNode(t, newWireHost(t, nil, listen), ConsensusConfig{})
+	b := newConsensusNode(t, newWireHost(t, nil, listen), ConsensusConfig{})
 	linkWire(t, a.wireHost, b.wireHost)
 	const n = 2000
 	var wg sync.WaitGroup

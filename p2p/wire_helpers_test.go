@@ -12,6 +12,13 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
+// wireTransports are the listen addresses tests and benchmarks run the
+// chain's protocols over.
+var wireTransports = map[string]string{
+	"tcp":  "/ip4/127.0.0.1/tcp/0",
+	"quic": "/ip4/127.0.0.1/udp/0/quic-v1",
+}
+
 // wireHost is a bare host on 127.0.0.1 for the chain's protocols.
 type wireHost struct {
 	*Host
