@@ -137,12 +137,12 @@ func RunBench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	start := time.Now()
 	end := start.Add(o.Duration)
 	var wg sync.WaitGroup
-	perTick := float64(o.Rate) * benchTick.Seconds() / float64(len(clients))
+	perClient := float64(o.Rate) / float64(len(clients))
 	for _, c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b.submitLoop(ctx, c, o.Mix, perTick, start, end)
+			b.submitLoop(ctx, c, o.Mix, perClient, start, end)
 		}()
 	}
 	wg.Wait()
@@ -232,17 +232,19 @@ func (b *benchRun) drain(ctx context.Context, d time.Duration) {
 	}
 }
 
-// submitLoop sends perTick transactions to c every benchTick until end.
-func (b *benchRun) submitLoop(ctx context.Context, c *Client, mix string, perTick float64, start, end time.Time) {
+// submitLoop sends to c, every benchTick until end, what its share of the
+// rate owes since start: a slow answer delays a batch but loses none, so
+// the rate holds as long as the node answers.
+func (b *benchRun) submitLoop(ctx context.Context, c *Client, mix string, perSecond float64, start, end time.Time) {
 	t := time.NewTicker(benchTick)
 	defer t.Stop()
-	owed := 0.0
+	sent := 0
 	for now := start; now.Before(end); {
-		owed += perTick
-		n := int(owed)
-		owed -= float64(n)
-		if n > 0 {
+		owed := int(perSecond*now.Sub(start).Seconds()) - sent
+		if owed > 0 {
+			n := min(owed, maxSubmitBatch)
 			b.submitBatch(ctx, c, mix, n)
+			sent += n
 		}
 		select {
 		case <-ctx.Done():

@@ -43,7 +43,8 @@ var ErrWALMissing = errors.New("chain data exists but its write-ahead log is mis
 // Loop sizes: how many inbound messages the loop takes before it handles
 // Ready (so one fsync covers them all), and how many wait for it.
 const (
-	inboxSize     = 4096
+	inboxSize     = 1024
+	txInboxSize   = 4096
 	drainBatch    = 512
 	tickInterval  = 10 * time.Millisecond
 	syncBatch     = 256
@@ -89,7 +90,14 @@ type chainNode struct {
 	syncSvc *p2p.SyncService
 	metrics *chainMetrics
 
+	// inbox carries consensus messages, txInbox forwarded transactions:
+	// the loop serves consensus first, so a flood of transactions cannot
+	// delay the votes that commit them into a view change.
 	inbox   chan inbound
+	txInbox chan inbound
+	// stopped is closed when the loop returns, so readers blocked on a
+	// full inbox give up.
+	stopped chan struct{}
 	submits chan *submission
 	synced  chan syncResult
 
@@ -133,7 +141,7 @@ func openChain(o chainOptions) (*chainNode, error) {
 	}
 	c := &chainNode{
 		opts: o, log: o.Logger, genesis: o.Genesis,
-		inbox: make(chan inbound, inboxSize), submits: make(chan *submission, 64), synced: make(chan syncResult, 1),
+		inbox: make(chan inbound, inboxSize), txInbox: make(chan inbound, txInboxSize), stopped: make(chan struct{}), submits: make(chan *submission, 64), synced: make(chan syncResult, 1),
 		followers: map[peer.ID]time.Time{}, pending: map[cid.Cid]time.Time{},
 	}
 	c.waiters.init()
@@ -273,7 +281,10 @@ func (c *chainNode) Run(ctx context.Context) error {
 	g.Go(func() error { return c.net.Run(gctx) })
 	g.Go(func() error { return c.txs.Run(gctx) })
 	g.Go(func() error { return c.syncSvc.Run(gctx) })
-	g.Go(func() error { return c.loop(gctx, g) })
+	g.Go(func() error {
+		defer close(c.stopped)
+		return c.loop(gctx, g)
+	})
 	err := g.Wait()
 	c.waiters.closeAll(errors.New("node stopping"))
 	c.blocks.closeAll()
@@ -296,15 +307,10 @@ func (c *chainNode) loop(ctx context.Context, g *errgroup.Group) error {
 			return ctx.Err()
 		case m := <-c.inbox:
 			c.step(m)
-		drain:
-			for range drainBatch {
-				select {
-				case m := <-c.inbox:
-					c.step(m)
-				default:
-					break drain
-				}
-			}
+			c.drain()
+		case m := <-c.txInbox:
+			c.step(m)
+			c.drain()
 		case s := <-c.submits:
 			s.reply <- c.submit(s.txs)
 		case r := <-c.synced:
@@ -319,6 +325,27 @@ func (c *chainNode) loop(ctx context.Context, g *errgroup.Group) error {
 		}
 		if err := c.handleReady(ctx, g); err != nil {
 			return err
+		}
+	}
+}
+
+// drain takes what else waits, consensus messages before transactions,
+// so that one Ready (and one fsync) covers a batch of them.
+func (c *chainNode) drain() {
+	for range drainBatch {
+		select {
+		case m := <-c.inbox:
+			c.step(m)
+			continue
+		default:
+		}
+		select {
+		case m := <-c.inbox:
+			c.step(m)
+		case m := <-c.txInbox:
+			c.step(m)
+		default:
+			return
 		}
 	}
 }

@@ -105,9 +105,20 @@ func (c *chainNode) deliver(from peer.ID, frame []byte) error {
 	}
 	in.from = from
 	c.seen.Store(from, time.Now())
-	c.inbox <- in
-	return nil
+	ch := c.inbox
+	if in.msg != nil && in.msg.Tx != nil {
+		ch = c.txInbox
+	}
+	select {
+	case ch <- in:
+		return nil
+	case <-c.stopped:
+		return errStopping
+	}
 }
+
+// errStopping refuses frames that arrive while the node stops.
+var errStopping = errors.New("chain stopping")
 
 // send hands the core's messages to the transport: a message to all goes
 // to every other validator of the epoch (heartbeats to followers too),
