@@ -68,6 +68,9 @@ func (c *Replica) commit(b *chain.Block, bcid cid.Cid, e *execution, cert *chain
 	if c.restoring {
 		return // replaying the node's own blocks: nothing to sign or send
 	}
+	if c.vals.Epoch != epoch {
+		c.viewChangeInNewEpoch()
+	}
 	c.replayFuture()
 	if c.isLeader() && !c.changing {
 		c.maybePropose()

@@ -46,7 +46,11 @@
 //     when its write-ahead log may be truncated).
 //   - Epochs: validator-set changes take effect at the first checkpoint
 //     at least L blocks after they commit (chain.Machine tracks them); the
-//     last block of an epoch names the next set in NextValidators.
+//     last block of an epoch names the next set in NextValidators. A view
+//     change signs its epoch, and a set counts only its own epoch's: a
+//     validator that commits the last block of an epoch while changing
+//     view signs its view change again, for the same view, in the new
+//     epoch (on a restart too, if its log lost that second one).
 //   - Equivocation: two votes of one validator for one slot and different
 //     blocks become an Evidence transaction (one per validator and epoch),
 //     which the chain records.

@@ -43,3 +43,34 @@ func TestRegressions(t *testing.T) {
 		})
 	}
 }
+
+// Seeds the sweep over validator-set changes found (TestSimEpochSeeds,
+// -epochseeds N): the seed's scenario with a validator-set change forced
+// and, when honest is set, every validator honest.
+var epochRegressions = []struct {
+	name   string
+	seed   uint64
+	honest bool
+	what   string
+}{
+	{"ViewChangeAcrossEpochBoundary", 23, true,
+		"three of six validators signed their view change in epoch 0, then committed the block that ended it; the new set dropped those as stale, three view changes of epoch 1 fell short of the quorum of 4, and every node waited in the view change for ever"},
+	{"ViewChangeAcrossEpochBoundaryEightValidators", 92, false,
+		"the same with 7 validators and then 8: five view changes of epoch 1, quorum 6, and three validators' view changes of epoch 0 dropped"},
+}
+
+func TestEpochRegressions(t *testing.T) {
+	for _, r := range epochRegressions {
+		t.Run(r.name, func(t *testing.T) {
+			adjust := func(seed uint64, sc *scenario) {
+				epochScenario(seed, sc)
+				if r.honest {
+					sc.byz = map[int]byzKind{}
+				}
+			}
+			for _, report := range runSeeds(t, r.seed, 1, adjust) {
+				t.Errorf("%s\nwas: %s", report, r.what)
+			}
+		})
+	}
+}

@@ -184,6 +184,13 @@ func (c *Replica) replay(wal []Record) {
 		c.broadcast(&Message{ViewChange: c.myVC})
 		return
 	}
+	if c.myVC != nil && c.myVC.ViewChange.View == view && !inView && c.myVC.ViewChange.Epoch < c.vals.Epoch && c.isValidator() {
+		// It stopped after committing the block that ended the epoch of
+		// its view change, before it signed that view change again.
+		c.changing, c.attempts = true, 1
+		c.viewChangeInNewEpoch()
+		return
+	}
 	c.myVC = nil
 	c.resendSlot()
 }

@@ -1,6 +1,8 @@
 package pbft
 
 import (
+	"bytes"
+	"reflect"
 	"testing"
 	"time"
 
@@ -104,6 +106,106 @@ func TestEpochChangeWithViewChange(t *testing.T) {
 	}
 	t.Logf("epoch 1 starts after height %d; commit views %d → %d → %d", last.Block.Header.Height,
 		blocks[boundary-1].Cert.View, last.Cert.View, next.Cert.View)
+}
+
+// TestViewChangeAcrossEpochBoundary has an admin make a follower a
+// validator (4 validators, quorum 3, then 5, quorum 4) and keeps two
+// validators from committing the last block of epoch 0: they prepare it
+// but hear no COMMIT and cannot sync, so they time out and sign a view
+// change in epoch 0. Then they get the block, while the others, in epoch
+// 1, change to the same view and count only view changes of epoch 1 (3,
+// short of 4 without the two). The two must sign their view change again
+// in the new epoch for the chain to go on. A restart from a log that lost
+// that second view change signs it again, byte for byte.
+func TestViewChangeAcrossEpochBoundary(t *testing.T) {
+	sc := quietScenario(5, 4)
+	sc.valChange = true
+	sc.faultPhase = 6 * time.Second
+	late := map[int]bool{1: true, 2: true}
+	var last uint64 // the last block of epoch 0, once proposed
+	type disk struct {
+		blocks []Committed
+		wal    []Record
+	}
+	var saved *disk // a late validator's disk once it signed again
+	sc.filter = func(s *sim, from, to int, m *Message) bool {
+		if m != nil && m.Proposal != nil && last == 0 {
+			if h := m.Proposal.Block.Header; !bytes.Equal(h.NextValidators, s.nodes[from].core.vals.Hash()) {
+				last = h.Height
+			}
+		}
+		if m != nil && m.ViewChange != nil && late[from] && m.ViewChange.ViewChange.Epoch == 1 && saved == nil {
+			n := s.nodes[from]
+			saved = &disk{blocks: append([]Committed(nil), n.blocks...), wal: append([]Record(nil), n.wal...)}
+		}
+		c := s.nodes[to].core
+		if last == 0 || !late[to] || c == nil || c.height >= last {
+			return false
+		}
+		// Hold the block back until it signed a view change in epoch 0.
+		if vc := c.myVC; c.changing && vc != nil && vc.ViewChange.Epoch == 0 && vc.ViewChange.Height == last-1 {
+			return false
+		}
+		return m == nil || (m.Vote != nil && m.Vote.Vote.Seq == last && m.Vote.Vote.Phase == chain.PhaseCommit)
+	}
+	s := runScenario(t, sc)
+	if last == 0 || saved == nil {
+		t.Fatalf("no epoch change (last block of epoch 0: %d), or no late validator signed a view change in epoch 1", last)
+	}
+	// Which view changes the late validators signed around the boundary.
+	var old, again *SignedViewChange
+	for i := range late {
+		for _, r := range s.nodes[i].wal {
+			if svc := r.ViewChange; svc != nil {
+				switch vc := svc.ViewChange; {
+				case vc.Epoch == 0 && vc.Height == last-1:
+					old = svc
+				case vc.Epoch == 1 && vc.Height == last && old != nil && vc.View == old.ViewChange.View && string(svc.Signer) == string(old.Signer):
+					again = svc
+				}
+			}
+		}
+		if again != nil {
+			break
+		}
+		old = nil
+	}
+	if again == nil {
+		t.Fatalf("no late validator signed a view change for one view in epoch 0 at height %d and again in epoch 1 at height %d", last-1, last)
+	}
+	if c := s.committed(); uint64(len(c)) <= last+1 || c[last].Cert.View < again.ViewChange.View {
+		t.Fatalf("epoch 1 did not move to view %d", again.ViewChange.View)
+	}
+	t.Logf("view %d asked for in epoch 0 at height %d and again in epoch 1 at height %d", again.ViewChange.View, last-1, last)
+
+	// Restarts of a late validator from its disk just after it signed
+	// again: with that view change, and without it.
+	at := -1
+	for i, r := range saved.wal {
+		if r.ViewChange != nil && r.ViewChange.ViewChange.Epoch == 1 {
+			at = i
+		}
+	}
+	if at < 0 {
+		t.Fatal("the saved log holds no view change of epoch 1")
+	}
+	signed := saved.wal[at].ViewChange
+	cfg := s.config(s.nodes[s.byID[string(signed.Signer)][0]])
+	full, err := Restore(cfg, 0, saved.blocks, saved.wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !full.changing || !reflect.DeepEqual(full.myVC, signed) || len(full.out.Persist) != 0 {
+		t.Fatalf("restored with its view change of epoch 1: changing %v, view change %+v, %d new records", full.changing, full.myVC, len(full.out.Persist))
+	}
+	lost, err := Restore(cfg, 0, saved.blocks, append(saved.wal[:at:at], saved.wal[at+1:]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := lost.Ready()
+	if !lost.changing || lost.view != signed.ViewChange.View || len(rd.Persist) != 1 || !reflect.DeepEqual(rd.Persist[0].ViewChange, signed) {
+		t.Fatalf("restored without its view change of epoch 1: changing %v in view %d, records %+v; want it signed again: %+v", lost.changing, lost.view, rd.Persist, signed)
+	}
 }
 
 // TestIdleChainGrowsOnlyForDeadlines checks the leader's batching rules on

@@ -54,7 +54,16 @@ func (c *Replica) startViewChange(w uint64, why string) {
 	c.attempts++
 	c.viewDeadline = c.now + c.cfg.ViewChangeTimeoutMs<<min(c.attempts-1, maxBackoff)
 	c.slot = nil
-	vc := ViewChange{Chain: c.chainID, Epoch: c.vals.Epoch, View: w, Height: c.height, Cert: c.lastCert}
+	c.sendViewChange()
+	c.pruneViews(w)
+	c.tryNewView()
+}
+
+// sendViewChange signs this node's view change for its view in the epoch
+// in force, from its last commit certificate and its prepared block for
+// the next height, and persists and sends it.
+func (c *Replica) sendViewChange() {
+	vc := ViewChange{Chain: c.chainID, Epoch: c.vals.Epoch, View: c.view, Height: c.height, Cert: c.lastCert}
 	var block *chain.Block
 	if p := c.prepared; p != nil && p.seq == c.height+1 {
 		cert := p.cert
@@ -71,7 +80,32 @@ func (c *Replica) startViewChange(w uint64, why string) {
 	c.vcs[string(c.id)] = svc
 	c.persist(Record{ViewChange: svc})
 	c.broadcast(&Message{ViewChange: svc})
-	c.pruneViews(w)
+}
+
+// viewChangeInNewEpoch carries a view change under way across the end of
+// an epoch: this node committed the epoch's last block while changing to
+// its view. A view change signs its epoch, and the new set counts only
+// view changes of the new epoch, so the one it sent before is dead:
+// without a new one it would wait for ever, short of a quorum that
+// counted it. It signs the view change again, for the same view, in the
+// new epoch, over the block it just committed. That is safe: it has
+// signed nothing in the new epoch yet, and it still never votes in a view
+// below the one it asked for. A node that left the set stops changing
+// views: it follows the chain.
+func (c *Replica) viewChangeInNewEpoch() {
+	if !c.changing {
+		return
+	}
+	if !c.isValidator() {
+		c.changing, c.myVC = false, nil
+		return
+	}
+	if c.myVC != nil && c.myVC.ViewChange.Epoch == c.vals.Epoch {
+		return
+	}
+	c.log.Info("view change carried into a new epoch", "view", c.view, "epoch", c.vals.Epoch, "height", c.height)
+	c.viewDeadline = c.now + c.cfg.ViewChangeTimeoutMs<<min(max(c.attempts, 1)-1, maxBackoff)
+	c.sendViewChange()
 	c.tryNewView()
 }
 
