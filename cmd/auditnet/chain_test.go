@@ -140,8 +140,12 @@ func TestChainValidatorFaults(t *testing.T) {
 		}
 		leader.restart(t, nil)
 		c.agree(t, c.nodes...)
-		c.leader(t, vals) // the old leader follows the new view
 		c.waitTxs(t, c.nodes, txIDs(c.commit(t, leader, 5)))
+		t.Run("the restarted validator joins the current view", func(t *testing.T) {
+			knownBug(t, "a validator that restarts after its peers changed view may ask alone for a later view and wait in that view change (ViewChanging, not voting) until the others change view again")
+			c.leaderWithin(t, vals, 5*chainVCTimeout)
+		})
+		c.needsVote(t, leader)
 	})
 
 	// SIGSTOP of a backup for longer than a view change: the chain goes
@@ -180,19 +184,39 @@ func TestChainValidatorFaults(t *testing.T) {
 		c.agree(t, c.nodes...)
 		c.waitTxs(t, c.nodes, txIDs(c.commit(t, victim, 5)))
 
-		// It votes again: with another backup stopped, no quorum forms
-		// without it. (Having asked alone for the next view when it woke,
-		// it may wait in that view change until the others join it, so
-		// this can cost a view change.)
-		second := without(others, leader)[0]
-		second.signal(t, syscall.SIGSTOP)
-		start := time.Now()
-		txs = c.commit(t, leader, 5)
-		t.Logf("commit needing the resumed validator's vote: %v", time.Since(start).Round(time.Millisecond))
-		second.signal(t, syscall.SIGCONT)
-		c.waitTxs(t, c.nodes, txIDs(txs))
-		c.agree(t, c.nodes...)
+		t.Run("the resumed validator stays in the current view", func(t *testing.T) {
+			knownBug(t, "a validator paused for longer than the view-change timeout asks alone for the next view on its first tick after resuming (pbft Replica.Tick: now − leaderSeen, with leaderSeen from before the pause) and waits in that view change, not voting, until the others change view")
+			c.leaderWithin(t, vals, 5*chainVCTimeout)
+		})
+		// It votes again (after the others joined its view change, if it
+		// asked for one).
+		c.needsVote(t, victim)
 	})
+}
+
+// needsVote stops (SIGSTOP) a validator other than n and the leader, so
+// that no quorum forms without n's vote, and checks that transactions
+// still commit; then it resumes the stopped one and checks that every
+// node holds them.
+func (c *chainNet) needsVote(t *testing.T, n *netNode) {
+	t.Helper()
+	vals := c.validators()
+	leader := c.byPeer(t, without(vals, n)[0].mustStatus(t).Leader)
+	other := without(vals, n, leader)[0]
+	other.signal(t, syscall.SIGSTOP)
+	stopped := true
+	defer func() {
+		if stopped {
+			other.signal(t, syscall.SIGCONT)
+		}
+	}()
+	start := time.Now()
+	txs := c.commit(t, n, 5)
+	t.Logf("commit needing %s's vote (%s stopped): %v", n.Name, other.Name, time.Since(start).Round(time.Millisecond))
+	other.signal(t, syscall.SIGCONT)
+	stopped = false
+	c.waitTxs(t, c.nodes, txIDs(txs))
+	c.agree(t, c.nodes...)
 }
 
 // TestChainPartitions cuts links between the four validators of one

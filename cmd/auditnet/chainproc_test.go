@@ -709,9 +709,15 @@ func (c *chainNet) agree(t *testing.T, nodes ...*netNode) uint64 {
 // changing and its leader, and returns the leader and the view.
 func (c *chainNet) leader(t *testing.T, vals []*netNode) (*netNode, uint64) {
 	t.Helper()
+	return c.leaderWithin(t, vals, chainWait)
+}
+
+// leaderWithin is leader with a deadline.
+func (c *chainNet) leaderWithin(t *testing.T, vals []*netNode, within time.Duration) (*netNode, uint64) {
+	t.Helper()
 	var id string
 	var view uint64
-	eventually(t, "the validators to agree on a view and its leader", chainWait, func() (bool, string) {
+	eventually(t, "the validators to agree on a view and its leader", within, func() (bool, string) {
 		var seen []string
 		agreed := true
 		for i, n := range vals {
