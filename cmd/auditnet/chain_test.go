@@ -116,6 +116,7 @@ func TestChainValidatorFaults(t *testing.T) {
 		victim.restart(t, nil)
 		c.waitTxs(t, []*netNode{victim}, txIDs(txs))
 		c.agree(t, c.nodes...)
+		c.needsVote(t, victim)
 	})
 
 	// SIGKILL of the leader: the others change view and commit what is
@@ -143,7 +144,7 @@ func TestChainValidatorFaults(t *testing.T) {
 		c.waitTxs(t, c.nodes, txIDs(c.commit(t, leader, 5)))
 		t.Run("the restarted validator joins the current view", func(t *testing.T) {
 			knownBug(t, "a validator that restarts after its peers changed view may ask alone for a later view and wait in that view change (ViewChanging, not voting) until the others change view again")
-			c.leaderWithin(t, vals, 5*chainVCTimeout)
+			c.allInView(t, vals, 5*chainVCTimeout)
 		})
 		c.needsVote(t, leader)
 	})
@@ -186,7 +187,7 @@ func TestChainValidatorFaults(t *testing.T) {
 
 		t.Run("the resumed validator stays in the current view", func(t *testing.T) {
 			knownBug(t, "a validator paused for longer than the view-change timeout asks alone for the next view on its first tick after resuming (pbft Replica.Tick: now − leaderSeen, with leaderSeen from before the pause) and waits in that view change, not voting, until the others change view")
-			c.leaderWithin(t, vals, 5*chainVCTimeout)
+			c.allInView(t, vals, 5*chainVCTimeout)
 		})
 		// It votes again (after the others joined its view change, if it
 		// asked for one).
@@ -259,7 +260,7 @@ func TestChainPartitions(t *testing.T) {
 		c.waitTxs(t, []*netNode{leader}, ids)
 		c.agree(t, vals...)
 		c.waitTxs(t, vals, txIDs(c.commit(t, leader, 5)))
-		c.agree(t, vals...)
+		c.needsVote(t, leader)
 	})
 
 	// Two against two: no side has a quorum, so nothing commits while
@@ -433,7 +434,7 @@ func knownBug(t *testing.T, bug string) {
 
 // TestChainRestartAll stops every validator with SIGTERM and starts them
 // again: they come back at the height they stopped at, with the same
-// blocks, and commit new transactions.
+// blocks and state roots, and commit new transactions.
 func TestChainRestartAll(t *testing.T) {
 	skipShort(t)
 	c := newChainNet(t, 4, 0)
@@ -455,14 +456,26 @@ func TestChainRestartAll(t *testing.T) {
 		n.stop(t)
 	}
 	c.startAll(t, vals...)
+	// They restart at h. If the stops, one after the other, left a view
+	// change under way, its new view may already have committed an empty
+	// block beyond h; nothing else may be there, since nothing was
+	// submitted.
 	for _, n := range vals {
-		if st := n.mustStatus(t); st.Height != h || st.Block != before[h].CID {
-			t.Fatalf("%s restarted at height %d block %s, stopped at %d %s", n.Name, st.Height, st.Block, h, before[h].CID)
+		st := n.mustStatus(t)
+		if st.Height < h {
+			t.Fatalf("%s restarted at height %d, stopped at %d", n.Name, st.Height, h)
 		}
-		for height := uint64(1); height <= h; height++ {
+		for height := uint64(1); height <= st.Height; height++ {
 			b, err := n.block(t, height)
 			if err != nil {
 				t.Fatalf("%s: block %d after the restart: %v", n.Name, height, err)
+			}
+			if height > h {
+				if len(b.Txs) > 0 {
+					t.Fatalf("%s: block %d after the restart holds %d txs, none was submitted", n.Name, height, len(b.Txs))
+				}
+				t.Logf("%s: empty block %d (view %d) committed after the restart", n.Name, height, b.Header.View)
+				continue
 			}
 			if want := before[height]; b.CID != want.CID || !bytes.Equal(b.Header.StateRoot, want.Header.StateRoot) {
 				t.Fatalf("%s: block %d is %s after the restart, was %s", n.Name, height, b.CID, want.CID)
@@ -507,7 +520,7 @@ func TestChainFollowerCatchUp(t *testing.T) {
 
 // TestChainWALMissing deletes a stopped validator's chain/wal: the daemon
 // refuses to start and says why, and starts with --recover-wal, catches
-// up and commits.
+// up, commits and votes.
 func TestChainWALMissing(t *testing.T) {
 	skipShort(t)
 	c := newChainNet(t, 4, 0)
@@ -548,4 +561,5 @@ func TestChainWALMissing(t *testing.T) {
 	c.waitTxs(t, []*netNode{victim}, txIDs(txs))
 	c.waitTxs(t, vals, txIDs(c.commit(t, victim, 5)))
 	c.agree(t, vals...)
+	c.needsVote(t, victim)
 }

@@ -705,37 +705,50 @@ func (c *chainNet) agree(t *testing.T, nodes ...*netNode) uint64 {
 	return h
 }
 
-// leader waits until the running validators agree on a view that is not
-// changing and its leader, and returns the leader and the view.
+// leader waits until a quorum of the given validators are in the same
+// view, not changing it, and returns its leader and the view. (One
+// validator may be elsewhere: see the known-bug subtests.)
 func (c *chainNet) leader(t *testing.T, vals []*netNode) (*netNode, uint64) {
 	t.Helper()
-	return c.leaderWithin(t, vals, chainWait)
+	return c.viewOf(t, vals, chain.Quorum(len(c.validators())), chainWait)
 }
 
-// leaderWithin is leader with a deadline.
-func (c *chainNet) leaderWithin(t *testing.T, vals []*netNode, within time.Duration) (*netNode, uint64) {
+// allInView waits until every given validator is in the same view, not
+// changing it.
+func (c *chainNet) allInView(t *testing.T, vals []*netNode, within time.Duration) {
 	t.Helper()
-	var id string
-	var view uint64
-	eventually(t, "the validators to agree on a view and its leader", within, func() (bool, string) {
+	c.viewOf(t, vals, len(vals), within)
+}
+
+// viewOf waits until at least need of vals report the same view and
+// leader, not changing, and returns them.
+func (c *chainNet) viewOf(t *testing.T, vals []*netNode, need int, within time.Duration) (*netNode, uint64) {
+	t.Helper()
+	type key struct {
+		view   uint64
+		leader string
+	}
+	var found key
+	eventually(t, fmt.Sprintf("%d validators to agree on a view and its leader", need), within, func() (bool, string) {
 		var seen []string
-		agreed := true
-		for i, n := range vals {
+		count := map[key]int{}
+		for _, n := range vals {
 			st, err := n.status(t)
 			if err != nil {
 				return false, fmt.Sprintf("%s: %v", n.Name, err)
 			}
 			seen = append(seen, fmt.Sprintf("%s view %d changing %v leader %s", n.Name, st.View, st.ViewChanging, st.Leader))
-			if i == 0 {
-				id, view = st.Leader, st.View
-			}
-			if st.ViewChanging || st.Leader != id || st.View != view {
-				agreed = false
+			if !st.ViewChanging {
+				k := key{st.View, st.Leader}
+				if count[k]++; count[k] >= need {
+					found = k
+					return true, ""
+				}
 			}
 		}
-		return agreed, strings.Join(seen, "; ")
+		return false, strings.Join(seen, "; ")
 	})
-	return c.byPeer(t, id), view
+	return c.byPeer(t, found.leader), found.view
 }
 
 // viewLeader is the leader DESIGN names for a view: validator view mod n,
