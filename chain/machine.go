@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -76,12 +77,16 @@ type Machine struct {
 	// verified, if set, tells of transactions whose signatures the caller
 	// has already verified, so that each is verified once per node.
 	verified func(*Tx) bool
+	// params is the decoding of paramsRaw, the last parameter record read.
+	params    Params
+	paramsRaw []byte
 }
 
 // SkipVerified makes Check trust the signatures of the transactions for
 // which verified returns true; the caller verified those already (with
 // VerifySignatures) and keys them by their whole encoding, signatures
-// included.
+// included (Tx.Hash). Check trusts, too, a sealed transaction that
+// VerifySignatures or VerifyTxs passed.
 func (m *Machine) SkipVerified(verified func(*Tx) bool) { m.verified = verified }
 
 // NewMachine returns the machine of the chain g describes over s; an empty
@@ -120,10 +125,15 @@ func NewMachine(g *Genesis, s State) (*Machine, error) {
 
 // Params returns the parameters in force.
 func (m *Machine) Params() (Params, error) {
+	raw, ok := m.state.Get(paramsKey)
+	if ok && m.paramsRaw != nil && bytes.Equal(raw, m.paramsRaw) {
+		return m.params, nil // Check asks once per transaction
+	}
 	var p Params
 	if ok, err := getRecord(m.state, paramsKey, &p); err != nil || !ok {
 		return p, fmt.Errorf("chain: no params in state: %w", err)
 	}
+	m.params, m.paramsRaw = p, bytes.Clone(raw)
 	return p, nil
 }
 
@@ -158,7 +168,7 @@ func (m *Machine) Check(tx *Tx, h uint64) error {
 	if _, seen := m.state.Get(seenKey(id)); seen {
 		return invalid("tx %s already committed", id)
 	}
-	if m.verified == nil || !m.verified(tx) {
+	if !tx.signaturesVerified() && (m.verified == nil || !m.verified(tx)) {
 		if err := tx.VerifySignatures(); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidTx, err)
 		}

@@ -1,0 +1,182 @@
+package chain
+
+import (
+	"fmt"
+	"sync"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+)
+
+// verifyOptions is the chain's one Ed25519 rule, for single and batch
+// verification alike: RFC 8032's cofactored equation [8][S]B = [8]R +
+// [8][k]A, canonical encodings of A and R, and no public key of small
+// order (curve25519-voi's default). A batch can only check the cofactored
+// equation; were single verification cofactorless, as crypto/ed25519's is,
+// a signature made with a small-order component on purpose could pass in a
+// batch and fail alone, and validators could disagree about a block. An
+// honestly made signature passes both.
+var verifyOptions = &voi.Options{Verify: &voi.VerifyOptions{AllowSmallOrderR: true}}
+
+// verifyBy checks sig over msg by the key in the peer ID signer.
+func verifyBy(signer, msg, sig []byte) error {
+	if err := checkPeerID(signer); err != nil {
+		return fmt.Errorf("%w: signer: %v", ErrBadSignature, err)
+	}
+	if !voi.VerifyWithOptions(voi.PublicKey(signer[len(peerIDPrefix):]), msg, sig, verifyOptions) {
+		return fmt.Errorf("%w: by %s", ErrBadSignature, PeerIDString(signer))
+	}
+	return nil
+}
+
+// VerifyTxs checks the signatures of txs as VerifySignatures does, all
+// in one batch (about 2.7 times the throughput of checking them one by
+// one, for a block's worth), and marks each transaction that passes so
+// that neither VerifySignatures nor Machine.Check verifies it again. It
+// seals every transaction (see Tx.Seal). errs[i] is tx i's error, nil if
+// its signatures hold. It is safe for concurrent use on distinct
+// transactions.
+func VerifyTxs(txs []*Tx) (errs []error) { return verifyTxs(txs, nil) }
+
+// SigCache remembers the transactions whose signatures passed, by the hash
+// of their whole encoding, so that a node verifies a transaction once
+// however many messages bring it (forwarded by a validator, then in a
+// proposal). It keeps at least the last size/2 and at most size of them:
+// forgetting one costs only a second verification. It is safe for
+// concurrent use.
+type SigCache struct {
+	mu       sync.Mutex
+	size     int
+	cur, old map[[32]byte]struct{}
+}
+
+// NewSigCache returns a cache of about size transactions (at least 2).
+func NewSigCache(size int) *SigCache {
+	size = max(size, 2)
+	return &SigCache{size: size, cur: make(map[[32]byte]struct{}, size/2)}
+}
+
+// VerifyTxs is the package's VerifyTxs, which first marks the transactions
+// the cache remembers without checking them again, and then remembers
+// those that pass.
+func (c *SigCache) VerifyTxs(txs []*Tx) (errs []error) { return verifyTxs(txs, c) }
+
+// known reports which of the hashes the cache holds.
+func (c *SigCache) known(hashes [][32]byte) []bool {
+	out := make([]bool, len(hashes))
+	if c == nil {
+		return out
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, h := range hashes {
+		_, ok := c.cur[h]
+		if !ok {
+			_, ok = c.old[h]
+		}
+		out[i] = ok
+	}
+	return out
+}
+
+// remember adds hashes, forgetting the older half when the cache is full.
+func (c *SigCache) remember(hashes [][32]byte) {
+	if c == nil || len(hashes) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range hashes {
+		c.cur[h] = struct{}{}
+		if len(c.cur) >= c.size/2 {
+			c.old, c.cur = c.cur, make(map[[32]byte]struct{}, c.size/2)
+		}
+	}
+}
+
+// sigEntry is one signature of a batch: which transaction it belongs to,
+// and which of its signatures it is (or, below 0, which evidence vote).
+type sigEntry struct {
+	tx, sig int
+	signer  []byte
+}
+
+func (e sigEntry) err() error {
+	bad := fmt.Errorf("%w: by %s", ErrBadSignature, PeerIDString(e.signer))
+	if e.sig < 0 {
+		return fmt.Errorf("evidence vote: %w", bad)
+	}
+	return fmt.Errorf("signature %d: %w", e.sig, bad)
+}
+
+func verifyTxs(txs []*Tx, cache *SigCache) []error {
+	errs := make([]error, len(txs))
+	hashes := make([][32]byte, len(txs))
+	todo := make([]bool, len(txs))
+	for i, t := range txs {
+		if err := t.Seal(); err != nil {
+			errs[i] = err
+			continue
+		}
+		hashes[i] = t.sealed.hash
+		todo[i] = !t.sealed.verified.Load()
+	}
+	for i, ok := range cache.known(hashes) {
+		if ok && todo[i] {
+			txs[i].sealed.verified.Store(true)
+			todo[i] = false
+		}
+	}
+	bv := voi.NewBatchVerifierWithCapacity(len(txs))
+	var entries []sigEntry
+	add := func(e sigEntry, msg, sig []byte) {
+		if err := checkPeerID(e.signer); err != nil {
+			errs[e.tx] = fmt.Errorf("%w: signer: %v", ErrBadSignature, err)
+			return
+		}
+		bv.AddWithOptions(voi.PublicKey(e.signer[len(peerIDPrefix):]), msg, sig, verifyOptions)
+		entries = append(entries, e)
+	}
+	for i, t := range txs {
+		if !todo[i] {
+			continue
+		}
+		msg := append([]byte(TagTx), t.sealed.body...)
+		for j, s := range t.Sigs {
+			for _, o := range t.Sigs[:j] {
+				if string(o.Signer) == string(s.Signer) {
+					errs[i] = fmt.Errorf("%w: signer %d signs twice", ErrBadSignature, j)
+				}
+			}
+			if errs[i] == nil {
+				add(sigEntry{tx: i, sig: j, signer: s.Signer}, msg, s.Sig)
+			}
+		}
+		if e := t.Body.Evidence; e != nil && errs[i] == nil {
+			for k, sv := range []*SignedVote{&e.A, &e.B} {
+				vmsg, err := signingBytes(TagVote, &sv.Vote)
+				if err != nil {
+					errs[i] = err
+					break
+				}
+				add(sigEntry{tx: i, sig: -1 - k, signer: sv.Signer}, vmsg, sv.Sig)
+			}
+		}
+	}
+	if len(entries) > 0 {
+		_, valid := bv.Verify(nil)
+		for k, ok := range valid {
+			if e := entries[k]; !ok && errs[e.tx] == nil {
+				errs[e.tx] = e.err()
+			}
+		}
+	}
+	var passed [][32]byte
+	for i, t := range txs {
+		if todo[i] && errs[i] == nil {
+			t.sealed.verified.Store(true)
+			passed = append(passed, hashes[i])
+		}
+	}
+	cache.remember(passed)
+	return errs
+}
