@@ -80,6 +80,7 @@ type Machine struct {
 	// params is the decoding of paramsRaw, the last parameter record read.
 	params    Params
 	paramsRaw []byte
+	members   map[string]memberCache
 }
 
 // SkipVerified makes Check trust the signatures of the transactions for
@@ -138,10 +139,35 @@ func (m *Machine) Params() (Params, error) {
 }
 
 func (m *Machine) member(p []byte) (MemberRecord, bool, error) {
+	key := memberKey(p)
+	raw, ok := m.state.Get(key)
+	if !ok {
+		return MemberRecord{}, false, nil
+	}
+	// Check asks once per transaction, mostly about a few senders: a
+	// record's decoding is kept while its bytes stay the same.
+	if c, hit := m.members[string(p)]; hit && bytes.Equal(c.raw, raw) {
+		return c.rec, true, nil
+	}
 	var r MemberRecord
-	ok, err := getRecord(m.state, memberKey(p), &r)
-	return r, ok, err
+	if _, err := getRecord(m.state, key, &r); err != nil {
+		return r, false, err
+	}
+	if m.members == nil || len(m.members) >= maxMemberCache {
+		m.members = map[string]memberCache{}
+	}
+	m.members[string(p)] = memberCache{raw: bytes.Clone(raw), rec: r}
+	return r, true, nil
 }
+
+// memberCache is a member record's bytes and their decoding.
+type memberCache struct {
+	raw []byte
+	rec MemberRecord
+}
+
+// maxMemberCache bounds the member records a Machine keeps decoded.
+const maxMemberCache = 4096
 
 // Check decides whether tx may go into the block at height h: shape,
 // signatures, the replay window, and whether its sender may send it (the
@@ -321,7 +347,7 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 	if err != nil {
 		return nil, nil, err
 	}
-	included := txs[:0:0]
+	included := make([]Tx, 0, len(txs))
 	for i := range txs {
 		tx := &txs[i]
 		if err := m.Check(tx, h); err != nil {

@@ -32,7 +32,8 @@ type parNode struct {
 	idx       int
 	core      *Replica
 	verifier  *Verifier
-	inbox     parQueue[parItem] // for the core: verified messages, txs, synced blocks
+	inbox     parQueue[parItem] // for the core: verified consensus messages, synced blocks
+	verified  parQueue[parItem] // for the core: verified transactions, client's or forwarded
 	peers     []*parQueue[[]byte]
 	txs       parQueue[parItem] // client transactions and forwarded ones, to verify
 	committed atomic.Int64      // transactions committed
@@ -84,7 +85,7 @@ func newParNet(tb testing.TB, w *world, n int) *parNet {
 			tb.Fatal(err)
 		}
 		nd := &parNode{net: net, idx: i, core: c, verifier: NewVerifier(VerifierConfig{}), stop: make(chan struct{}),
-			inbox: newParQueue[parItem](), txs: newParQueue[parItem]()}
+			inbox: newParQueue[parItem](), verified: newParQueue[parItem](), txs: newParQueue[parItem]()}
 		for j := 0; j < n; j++ {
 			q := newParQueue[[]byte]()
 			nd.peers = append(nd.peers, &q)
@@ -164,7 +165,7 @@ func (nd *parNode) verifyTxs(tb testing.TB) {
 					tb.Error(err)
 					return
 				}
-				nd.inbox.post(it)
+				nd.verified.post(it)
 				continue
 			}
 			clients = append(clients, it.txs...)
@@ -173,42 +174,60 @@ func (nd *parNode) verifyTxs(tb testing.TB) {
 			batch := clients[:min(len(clients), 1024)]
 			clients = clients[len(batch):]
 			nd.verifier.VerifyTxs(batch)
-			nd.inbox.post(parItem{txs: batch})
+			nd.verified.post(parItem{txs: batch})
 		}
 	}
 }
 
-// run is the node's core loop: it steps what the receivers hand it, and
-// carries out each Ready at once, as the node does.
+// run is the node's core loop: it steps what the receivers hand it,
+// consensus messages before transactions (a burst of these must not hold
+// up a vote), and carries out each Ready at once, as the node does. It
+// passes the time between batches of transactions.
 func (nd *parNode) run(tb testing.TB) {
 	defer nd.net.wg.Done()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	c := nd.core
+	var txs []parItem
 	for {
 		select {
 		case <-nd.stop:
 			return
 		case <-nd.inbox.wake:
+		case <-nd.verified.wake:
 		case <-tick.C:
 		}
-		for _, it := range nd.inbox.take() {
-			switch {
-			case it.txs != nil:
-				c.SubmitBatch(it.txs)
-			case it.sync != nil:
-				_ = c.StepSync(it.sync)
-			default:
+		for {
+			for _, it := range nd.inbox.take() {
+				if it.sync != nil {
+					_ = c.StepSync(it.sync)
+				} else {
+					nd.net.msgs.Add(1)
+					_ = c.Step(nd.net.nodes[it.from].core.ID(), it.msg)
+				}
+				if !nd.ready(tb) {
+					return
+				}
+			}
+			c.Tick(time.Now().UnixMilli())
+			if !nd.ready(tb) {
+				return
+			}
+			txs = append(txs, nd.verified.take()...)
+			if len(txs) == 0 {
+				break
+			}
+			it := txs[0]
+			txs = txs[1:]
+			if it.msg != nil {
 				nd.net.msgs.Add(1)
 				_ = c.Step(nd.net.nodes[it.from].core.ID(), it.msg)
+			} else {
+				c.SubmitBatch(it.txs)
 			}
 			if !nd.ready(tb) {
 				return
 			}
-		}
-		c.Tick(time.Now().UnixMilli())
-		if !nd.ready(tb) {
-			return
 		}
 	}
 }
