@@ -194,7 +194,7 @@ func (m *Machine) Check(tx *Tx, h uint64) error {
 	if _, seen := m.state.Get(seenKey(id)); seen {
 		return invalid("tx %s already committed", id)
 	}
-	if !tx.signaturesVerified() && (m.verified == nil || !m.verified(tx)) {
+	if !tx.SignaturesVerified() && (m.verified == nil || !m.verified(tx)) {
 		if err := tx.VerifySignatures(); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidTx, err)
 		}

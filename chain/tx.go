@@ -368,9 +368,12 @@ func EncodeTx(t *Tx) ([]byte, error) {
 
 // DecodeTx decodes and validates a transaction (not its signatures); the
 // result is sealed.
-func DecodeTx(b []byte) (*Tx, error) {
+func DecodeTx(b []byte) (*Tx, error) { return decodeTx(b, MaxTxSize) }
+
+// decodeTx is DecodeTx for at most limit bytes.
+func decodeTx(b []byte, limit int) (*Tx, error) {
 	var t Tx
-	if err := decode(b, MaxTxSize, &t); err != nil {
+	if err := decode(b, limit, &t); err != nil {
 		return nil, err
 	}
 	if err := t.Validate(); err != nil {

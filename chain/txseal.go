@@ -157,9 +157,11 @@ func (t *Tx) Hash() ([32]byte, error) {
 	return sha256.Sum256(raw), nil
 }
 
-// signaturesVerified reports whether t is sealed and its signatures
-// passed already.
-func (t *Tx) signaturesVerified() bool {
+// SignaturesVerified reports whether t is sealed and its signatures
+// passed already (VerifySignatures, VerifyTxs or a SigCache; nothing else
+// can say so, and it is never encoded), so that Machine.Check does not
+// verify them again.
+func (t *Tx) SignaturesVerified() bool {
 	s := t.current()
 	return s != nil && s.verified.Load()
 }

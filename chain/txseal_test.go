@@ -76,8 +76,8 @@ func TestChangedCopyIsUnsealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := orig.VerifySignatures(); err != nil || !orig.signaturesVerified() {
-		t.Fatalf("verified %v, marked %v", err, orig.signaturesVerified())
+	if err := orig.VerifySignatures(); err != nil || !orig.SignaturesVerified() {
+		t.Fatalf("verified %v, marked %v", err, orig.SignaturesVerified())
 	}
 	origID, _ := orig.ID()
 	other, _ := testKey(t, 9)
@@ -90,7 +90,7 @@ func TestChangedCopyIsUnsealed(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cp := *orig
 			change(&cp)
-			if cp.current() != nil || cp.signaturesVerified() {
+			if cp.current() != nil || cp.SignaturesVerified() {
 				t.Fatal("the changed copy is still sealed")
 			}
 			want, _ := dagcbor.Marshal((*txWire)(&cp))
@@ -159,8 +159,8 @@ func TestVerifyTxs(t *testing.T) {
 			t.Errorf("%s: %v does not wrap ErrBadSignature", names[i], err)
 		case (err == nil) != (single == nil):
 			t.Errorf("%s: batch says %v, one by one %v", names[i], err, single)
-		case txs[i].signaturesVerified() != (err == nil):
-			t.Errorf("%s: marked %v after %v", names[i], txs[i].signaturesVerified(), err)
+		case txs[i].SignaturesVerified() != (err == nil):
+			t.Errorf("%s: marked %v after %v", names[i], txs[i].SignaturesVerified(), err)
 		}
 	}
 }
@@ -183,8 +183,8 @@ func TestVerifiedMarkIsNotEncoded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if errs := VerifyTxs([]*Tx{tx}); errs[0] != nil || !tx.signaturesVerified() {
-		t.Fatalf("%v, marked %v", errs[0], tx.signaturesVerified())
+	if errs := VerifyTxs([]*Tx{tx}); errs[0] != nil || !tx.SignaturesVerified() {
+		t.Fatalf("%v, marked %v", errs[0], tx.SignaturesVerified())
 	}
 	again, _ := EncodeTx(tx)
 	if !bytes.Equal(again, raw) {
@@ -194,14 +194,15 @@ func TestVerifiedMarkIsNotEncoded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.signaturesVerified() {
+	if back.SignaturesVerified() {
 		t.Fatal("a decoded tx arrived verified")
 	}
 }
 
 // TestSigCache: a cache marks a transaction with the bytes of one it
-// verified without checking it again, never one with other bytes, and
-// forgets the oldest when full.
+// verified without checking it again, and decodes such bytes to that
+// transaction; never one with other bytes; and it forgets the oldest when
+// full.
 func TestSigCache(t *testing.T) {
 	c := NewSigCache(4)
 	decode := func(tx *Tx) *Tx {
@@ -221,12 +222,20 @@ func TestSigCache(t *testing.T) {
 	if !c.known([][32]byte{h})[0] {
 		t.Fatal("not remembered")
 	}
+	raw, _ := first.Encoding()
+	if got, err := c.DecodeTx(raw); err != nil || got != first {
+		t.Fatalf("DecodeTx of remembered bytes: %p, %v; want %p", got, err, first)
+	}
+	grantRaw, _ := EncodeTx(samples["grant"])
+	if got, err := c.DecodeTx(grantRaw); err != nil || got.SignaturesVerified() {
+		t.Fatalf("DecodeTx of other bytes: %v, verified %v", err, got.SignaturesVerified())
+	}
 	second := decode(samples["anchor"])
-	if second.signaturesVerified() {
+	if second.SignaturesVerified() {
 		t.Fatal("decoded verified")
 	}
 	c.VerifyTxs([]*Tx{second})
-	if !second.signaturesVerified() {
+	if !second.SignaturesVerified() {
 		t.Fatal("the same bytes were not marked")
 	}
 	forged := *samples["anchor"]

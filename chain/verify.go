@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"sync"
 
@@ -38,11 +39,11 @@ func verifyBy(signer, msg, sig []byte) error {
 func VerifyTxs(txs []*Tx) (errs []error) { return verifyTxs(txs, nil) }
 
 // SigCache remembers the transactions whose signatures passed, by the hash
-// of their whole encoding, so that a node verifies a transaction once
-// however many messages bring it (forwarded by a validator, then in a
-// proposal). It keeps at least the last size/2 and at most size of them:
-// forgetting one costs only a second verification. It is safe for
-// concurrent use.
+// of their whole encoding, so that a node verifies and decodes a
+// transaction once however many messages bring it (forwarded by a
+// validator, then in a proposal). It keeps at least the last size/2 and at
+// most size of them: forgetting one costs only a second verification. It
+// is safe for concurrent use.
 //
 // It also keeps the public keys of signers it saw more than once in
 // expanded form (curve25519-voi's precomputation), which makes verifying
@@ -50,7 +51,7 @@ func VerifyTxs(txs []*Tx) (errs []error) { return verifyTxs(txs, nil) }
 type SigCache struct {
 	mu       sync.Mutex
 	size     int
-	cur, old map[[32]byte]struct{}
+	cur, old map[[32]byte]*Tx
 	// keys holds, per signer seen, its expanded key once seen twice (nil
 	// until then).
 	keys map[string]*voi.ExpandedPublicKey
@@ -63,7 +64,7 @@ const maxExpandedKeys = 4096
 // NewSigCache returns a cache of about size transactions (at least 2).
 func NewSigCache(size int) *SigCache {
 	size = max(size, 2)
-	return &SigCache{size: size, cur: make(map[[32]byte]struct{}, size/2), keys: map[string]*voi.ExpandedPublicKey{}}
+	return &SigCache{size: size, cur: make(map[[32]byte]*Tx, size/2), keys: map[string]*voi.ExpandedPublicKey{}}
 }
 
 // expanded returns the expanded keys the cache holds for signers, and
@@ -109,6 +110,28 @@ func (c *SigCache) storeKeys(keys map[string]*voi.ExpandedPublicKey) {
 // those that pass.
 func (c *SigCache) VerifyTxs(txs []*Tx) (errs []error) { return verifyTxs(txs, c) }
 
+// DecodeTx decodes a transaction that is part of a larger value, a block
+// or message, as decoding that value would: like the package's DecodeTx,
+// but bound by the limit of that value rather than MaxTxSize. For the
+// bytes of a transaction the cache remembers it returns that one, sealed
+// and verified, without decoding anything. The result is shared: it must
+// not be changed (see Tx.Seal); copy it where it goes.
+func (c *SigCache) DecodeTx(b []byte) (*Tx, error) {
+	if tx := c.lookup(sha256.Sum256(b)); tx != nil {
+		return tx, nil
+	}
+	return decodeTx(b, len(b))
+}
+
+func (c *SigCache) lookup(h [32]byte) *Tx {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tx := c.cur[h]; tx != nil {
+		return tx
+	}
+	return c.old[h]
+}
+
 // known reports which of the hashes the cache holds.
 func (c *SigCache) known(hashes [][32]byte) []bool {
 	out := make([]bool, len(hashes))
@@ -118,26 +141,23 @@ func (c *SigCache) known(hashes [][32]byte) []bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, h := range hashes {
-		_, ok := c.cur[h]
-		if !ok {
-			_, ok = c.old[h]
-		}
-		out[i] = ok
+		out[i] = c.cur[h] != nil || c.old[h] != nil
 	}
 	return out
 }
 
-// remember adds hashes, forgetting the older half when the cache is full.
-func (c *SigCache) remember(hashes [][32]byte) {
-	if c == nil || len(hashes) == 0 {
+// remember adds verified transactions, forgetting the older half when the
+// cache is full.
+func (c *SigCache) remember(txs []*Tx) {
+	if c == nil || len(txs) == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, h := range hashes {
-		c.cur[h] = struct{}{}
+	for _, tx := range txs {
+		c.cur[tx.sealed.hash] = tx
 		if len(c.cur) >= c.size/2 {
-			c.old, c.cur = c.cur, make(map[[32]byte]struct{}, c.size/2)
+			c.old, c.cur = c.cur, make(map[[32]byte]*Tx, c.size/2)
 		}
 	}
 }
@@ -231,11 +251,11 @@ func verifyTxs(txs []*Tx, cache *SigCache) []error {
 			}
 		}
 	}
-	var passed [][32]byte
+	var passed []*Tx
 	for i, t := range txs {
 		if todo[i] && errs[i] == nil {
 			t.sealed.verified.Store(true)
-			passed = append(passed, hashes[i])
+			passed = append(passed, t)
 		}
 	}
 	cache.remember(passed)

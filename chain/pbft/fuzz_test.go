@@ -29,10 +29,25 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	}
 	target := s.nodes[1].core
+	// A verifier that met the seeds' transactions decodes those from
+	// memory, the others afresh: either way as DecodeMessage does.
+	v := NewVerifier(VerifierConfig{})
+	for _, raw := range s.old {
+		if m, err := v.DecodeMessage(raw); err == nil {
+			_ = v.VerifyMessage(m)
+		}
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := DecodeMessage(in)
+		vm, verr := v.DecodeMessage(in)
+		if (err == nil) != (verr == nil) {
+			t.Fatalf("DecodeMessage says %v, the verifier's %v", err, verr)
+		}
 		if err != nil {
 			return
+		}
+		if out, err := EncodeMessage(unsealedCopy(vm)); err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("the verifier decoded %x to a message whose fields encode to %x (%v)", in, out, err)
 		}
 		out, err := EncodeMessage(m)
 		if err != nil {

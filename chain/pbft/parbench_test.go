@@ -11,9 +11,10 @@ import (
 )
 
 // parNet runs each validator as a node would: its core in one goroutine,
-// fed by a goroutine per peer that decodes the peer's messages and checks
-// the signatures of consensus messages (Verifier.VerifyMessage) in
-// parallel with the others, and by one worker that checks, in batches,
+// fed by a goroutine per peer that decodes the peer's messages
+// (Verifier.DecodeMessage, which takes the transactions it met before from
+// memory) and checks the signatures of consensus messages
+// (Verifier.VerifyMessage) in parallel with the others, and by one worker that checks, in batches,
 // the transactions its clients submit (Verifier.VerifyTxs, then
 // SubmitBatch) and those other validators forward (VerifyMessage): a
 // burst of transactions then takes at most one CPU from a node, and
@@ -130,7 +131,7 @@ func (nd *parNode) receive(tb testing.TB, peer int) {
 		case <-q.wake:
 		}
 		for _, raw := range q.take() {
-			m, err := DecodeMessage(raw)
+			m, err := nd.verifier.DecodeMessage(raw)
 			if err != nil {
 				tb.Error(err)
 				return

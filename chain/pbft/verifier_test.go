@@ -1,6 +1,7 @@
 package pbft
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -270,4 +271,55 @@ func TestForwardSplitsLargeBatches(t *testing.T) {
 	for _, out := range msgs {
 		wire(t, out.Msg) // decodes, so within every limit
 	}
+}
+
+// TestWireMessageDecodesAsMessage: for every message of a simulated run,
+// a Verifier's DecodeMessage gives what DecodeMessage gives, and once it
+// has verified a message's transactions it decodes them again from
+// memory, verified.
+func TestWireMessageDecodesAsMessage(t *testing.T) {
+	sc := randomScenario(38)
+	s := newSim(t, sc, newWorld(t, sc.n, 2, simParams()))
+	s.run()
+	v := NewVerifier(VerifierConfig{})
+	kinds := map[string]bool{}
+	for _, raw := range s.old {
+		want, err := DecodeMessage(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds[messageKind(want)] = true
+		for pass := range 2 {
+			got, err := v.DecodeMessage(raw)
+			if err != nil {
+				t.Fatalf("%s: %v", messageKind(want), err)
+			}
+			a, _ := EncodeMessage(unsealedCopy(got))
+			b, _ := EncodeMessage(unsealedCopy(want))
+			if !bytes.Equal(a, b) || !bytes.Equal(a, raw) {
+				t.Fatalf("%s: the verifier decoded another message", messageKind(want))
+			}
+			if pass == 0 {
+				_ = v.VerifyMessage(got)
+				continue
+			}
+			for _, txs := range [][]chain.Tx{got.Txs, proposalTxs(got)} {
+				for i := range txs {
+					if !txs[i].SignaturesVerified() {
+						t.Fatalf("%s: tx %d decoded again, not taken from memory", messageKind(want), i)
+					}
+				}
+			}
+		}
+	}
+	if !kinds["txs"] || !kinds["proposal"] {
+		t.Fatalf("the run sent only %v", kinds)
+	}
+}
+
+func proposalTxs(m *Message) []chain.Tx {
+	if m.Proposal == nil {
+		return nil
+	}
+	return m.Proposal.Block.Txs
 }

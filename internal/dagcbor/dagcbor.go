@@ -100,6 +100,28 @@ func UnmarshalFirst(data []byte, v any) (rest []byte, err error) {
 	return rest, nil
 }
 
+// Raw is one data item left encoded, to be decoded later (or not at all).
+// Decoding into a Raw keeps a slice of the input, not a copy: the input
+// must not change while the Raw is in use. A Raw encodes as its bytes,
+// which must be one well-formed item. Unmarshal checks that the value
+// around a Raw is canonical, not the Raw itself: that is for whoever
+// decodes it (with Unmarshal).
+type Raw []byte
+
+// MarshalCBOR implements cbor.Marshaler.
+func (r Raw) MarshalCBOR() ([]byte, error) {
+	if len(r) == 0 {
+		return nil, errors.New("dagcbor: empty raw item")
+	}
+	return r, nil
+}
+
+// UnmarshalCBOR implements cbor.Unmarshaler.
+func (r *Raw) UnmarshalCBOR(b []byte) error {
+	*r = b
+	return nil
+}
+
 // Link is a CID encoded the DAG-CBOR way: tag 42 around a byte string
 // holding a zero byte and the binary CID.
 type Link struct{ cid.Cid }

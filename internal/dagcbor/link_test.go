@@ -76,3 +76,35 @@ func TestUnmarshalFirst(t *testing.T) {
 		t.Fatal("accepted a truncated item")
 	}
 }
+
+// TestRaw: items left encoded in a Raw come back byte for byte; a Raw's
+// own canonical form is checked when it is decoded, not before.
+func TestRaw(t *testing.T) {
+	type outer struct {
+		Items []Raw `cbor:"items"`
+	}
+	in, err := Marshal(map[string][]any{"items": {uint64(1), "two", []byte{3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o outer
+	if err := Unmarshal(in, &o); err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if len(o.Items) != 3 || Unmarshal(o.Items[1], &s) != nil || s != "two" {
+		t.Fatalf("items %x", o.Items)
+	}
+	again, err := Marshal(&o)
+	if err != nil || !bytes.Equal(again, in) {
+		t.Fatalf("re-encoded %x, %v", again, err)
+	}
+	bad := bytes.Replace(in, []byte{0x01}, []byte{0x18, 0x01}, 1) // 1 as a two-byte integer
+	if err := Unmarshal(bad, &o); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	if err := Unmarshal(o.Items[0], &n); !errors.Is(err, ErrNotCanonical) {
+		t.Fatalf("a non-canonical item: %v", err)
+	}
+}
