@@ -72,8 +72,10 @@ type Machine struct {
 	chain     string
 	admins    map[string]bool
 	threshold int
-	// lists holds the transaction lists changed during a block.
-	lists map[string]*txList
+	// lists holds the transaction lists changed during a block, expiries
+	// the expiry heights whose index it noted.
+	lists    map[string]*txList
+	expiries map[uint64]bool
 	// verified, if set, tells of transactions whose signatures the caller
 	// has already verified, so that each is verified once per node.
 	verified func(*Tx) bool
@@ -341,8 +343,8 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 	if err != nil {
 		return nil, nil, err
 	}
-	m.lists = map[string]*txList{}
-	defer func() { m.lists = nil }()
+	m.lists, m.expiries = map[string]*txList{}, map[uint64]bool{}
+	defer func() { m.lists, m.expiries = nil, nil }()
 	out, err := m.settleDeadlines(h)
 	if err != nil {
 		return nil, nil, err
@@ -363,7 +365,7 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 		}
 		o.Tx = dagcbor.Link{Cid: id}
 		out = append(out, o)
-		if err := m.markSeen(id, tx.Body.Expires); err != nil {
+		if err := m.markSeen(id, tx.Body.Expires, h); err != nil {
 			return nil, nil, err
 		}
 		included = append(included, *tx)
@@ -378,9 +380,54 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 	return included, out, m.advanceEpoch(h, p)
 }
 
-func (m *Machine) markSeen(id cid.Cid, expires uint64) error {
+// markSeen puts a transaction committed at height h in the replay set
+// until it expires. The replay set's expiry index keeps, per expiry height
+// e, one list per height that committed transactions expiring at e, and
+// the list of those heights: a block writes its own lists once, however
+// many blocks' transactions expire with its own (one list for all of them
+// would be read and written whole by each block adding to it).
+func (m *Machine) markSeen(id cid.Cid, expires, h uint64) error {
 	m.state.Set(seenKey(id), nil)
-	return m.appendTx(heightKey("expiring/", expires), id)
+	if err := m.appendTx(expiringKey(expires, h), id); err != nil {
+		return err
+	}
+	if m.expiries[expires] {
+		return nil
+	}
+	m.expiries[expires] = true
+	key := heightKey("expiry/", expires)
+	var hs heightList
+	if _, err := getRecord(m.state, key, &hs); err != nil {
+		return err
+	}
+	if n := len(hs.Heights); n > 0 && hs.Heights[n-1] == h {
+		return nil
+	}
+	hs.Heights = append(hs.Heights, h)
+	return putRecord(m.state, key, &hs)
+}
+
+// forgetExpired takes the transactions that expired at height e out of
+// the replay set.
+func (m *Machine) forgetExpired(e uint64) error {
+	key := heightKey("expiry/", e)
+	var hs heightList
+	if _, err := getRecord(m.state, key, &hs); err != nil {
+		return err
+	}
+	for _, h := range hs.Heights {
+		list := expiringKey(e, h)
+		var l txList
+		if _, err := getRecord(m.state, list, &l); err != nil {
+			return err
+		}
+		for _, id := range l.IDs {
+			m.state.Delete(seenKey(id.Cid))
+		}
+		m.state.Delete(list)
+	}
+	m.state.Delete(key)
+	return nil
 }
 
 // appendTx adds a transaction to the list kept under key. During a block
@@ -421,15 +468,9 @@ func (m *Machine) flushLists() error {
 func (m *Machine) settleDeadlines(h uint64) ([]Outcome, error) {
 	var out []Outcome
 	if h > 0 {
-		key := heightKey("expiring/", h-1)
-		var l txList
-		if _, err := getRecord(m.state, key, &l); err != nil {
+		if err := m.forgetExpired(h - 1); err != nil {
 			return nil, err
 		}
-		for _, id := range l.IDs {
-			m.state.Delete(seenKey(id.Cid))
-		}
-		m.state.Delete(key)
 	}
 	key := heightKey("due/", h)
 	var due txList

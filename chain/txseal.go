@@ -36,7 +36,7 @@ type sealed struct {
 	fields TxBody
 	sigs   []Signature
 	// verified is set once the signatures (and an Evidence transaction's
-	// votes) passed, by VerifySignatures, VerifyTxs or a SigCache: only
+	// votes) passed, by VerifySignatures, VerifyTxs or a TxCache: only
 	// this package sets it, and it is never encoded.
 	verified atomic.Bool
 }
@@ -158,7 +158,7 @@ func (t *Tx) Hash() ([32]byte, error) {
 }
 
 // SignaturesVerified reports whether t is sealed and its signatures
-// passed already (VerifySignatures, VerifyTxs or a SigCache; nothing else
+// passed already (VerifySignatures, VerifyTxs or a TxCache; nothing else
 // can say so, and it is never encoded), so that Machine.Check does not
 // verify them again.
 func (t *Tx) SignaturesVerified() bool {

@@ -199,40 +199,39 @@ func TestVerifiedMarkIsNotEncoded(t *testing.T) {
 	}
 }
 
-// TestSigCache: a cache marks a transaction with the bytes of one it
-// verified without checking it again, and decodes such bytes to that
-// transaction; never one with other bytes; and it forgets the oldest when
-// full.
-func TestSigCache(t *testing.T) {
-	c := NewSigCache(4)
-	decode := func(tx *Tx) *Tx {
-		raw, _ := EncodeTx(tx)
-		d, err := DecodeTx(raw)
+// TestTxCache: a cache decodes the bytes of a transaction it holds to
+// that transaction, shared, so verifying one copy marks all; it marks a
+// transaction with the bytes of one that passed without checking it again,
+// never one with other bytes; and it forgets the oldest when full.
+func TestTxCache(t *testing.T) {
+	c := NewTxCache(4)
+	samples := sampleTxs(t)
+	rawOf := func(name string) []byte {
+		raw, err := EncodeTx(samples[name])
 		if err != nil {
 			t.Fatal(err)
 		}
-		return d
+		return raw
 	}
-	samples := sampleTxs(t)
-	first := decode(samples["anchor"])
-	if errs := c.VerifyTxs([]*Tx{first}); errs[0] != nil {
-		t.Fatal(errs[0])
+	first, err := c.DecodeTx(rawOf("anchor"))
+	if err != nil || first.SignaturesVerified() {
+		t.Fatalf("decoded %v, verified %v", err, first.SignaturesVerified())
+	}
+	again, err := c.DecodeTx(rawOf("anchor"))
+	if err != nil || again != first {
+		t.Fatalf("the same bytes decoded to %p, %v; want %p", again, err, first)
+	}
+	inMessage := *again // as a message holds it
+	if errs := c.VerifyTxs([]*Tx{&inMessage}); errs[0] != nil || !first.SignaturesVerified() {
+		t.Fatalf("verified %v; the shared transaction marked %v", errs[0], first.SignaturesVerified())
 	}
 	h, _ := first.Hash()
-	if !c.known([][32]byte{h})[0] {
-		t.Fatal("not remembered")
+	if !c.verifiedOf([][32]byte{h})[0] {
+		t.Fatal("not remembered as verified")
 	}
-	raw, _ := first.Encoding()
-	if got, err := c.DecodeTx(raw); err != nil || got != first {
-		t.Fatalf("DecodeTx of remembered bytes: %p, %v; want %p", got, err, first)
-	}
-	grantRaw, _ := EncodeTx(samples["grant"])
-	if got, err := c.DecodeTx(grantRaw); err != nil || got.SignaturesVerified() {
-		t.Fatalf("DecodeTx of other bytes: %v, verified %v", err, got.SignaturesVerified())
-	}
-	second := decode(samples["anchor"])
-	if second.SignaturesVerified() {
-		t.Fatal("decoded verified")
+	second, err := DecodeTx(rawOf("anchor"))
+	if err != nil || second.SignaturesVerified() {
+		t.Fatalf("decoded apart: %v, verified %v", err, second.SignaturesVerified())
 	}
 	c.VerifyTxs([]*Tx{second})
 	if !second.SignaturesVerified() {
@@ -241,13 +240,20 @@ func TestSigCache(t *testing.T) {
 	forged := *samples["anchor"]
 	forged.Sigs = []Signature{{Signer: forged.Sigs[0].Signer, Sig: bytes.Clone(forged.Sigs[0].Sig)}}
 	forged.Sigs[0].Sig[0] ^= 1
-	if errs := c.VerifyTxs([]*Tx{decode(&forged)}); !errors.Is(errs[0], ErrBadSignature) {
-		t.Fatalf("forged: %v", errs[0])
+	forgedRaw, _ := EncodeTx(&forged)
+	ft, err := c.DecodeTx(forgedRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := c.VerifyTxs([]*Tx{ft}); !errors.Is(errs[0], ErrBadSignature) || ft.SignaturesVerified() {
+		t.Fatalf("forged: %v, marked %v", errs[0], ft.SignaturesVerified())
 	}
 	for _, name := range []string{"grant", "access", "revoke-by-admins", "member", "served"} {
-		c.VerifyTxs([]*Tx{decode(samples[name])})
+		if _, err := c.DecodeTx(rawOf(name)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if c.known([][32]byte{h})[0] {
+	if c.verifiedOf([][32]byte{h})[0] || c.lookup(h) != nil {
 		t.Fatal("a full cache still holds its oldest entry")
 	}
 }

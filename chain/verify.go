@@ -1,9 +1,7 @@
 package chain
 
 import (
-	"crypto/sha256"
 	"fmt"
-	"sync"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
@@ -34,133 +32,8 @@ func verifyBy(signer, msg, sig []byte) error {
 // one, for a block's worth), and marks each transaction that passes so
 // that neither VerifySignatures nor Machine.Check verifies it again. It
 // seals every transaction (see Tx.Seal). errs[i] is tx i's error, nil if
-// its signatures hold. It is safe for concurrent use on distinct
-// transactions.
+// its signatures hold. It is safe for concurrent use.
 func VerifyTxs(txs []*Tx) (errs []error) { return verifyTxs(txs, nil) }
-
-// SigCache remembers the transactions whose signatures passed, by the hash
-// of their whole encoding, so that a node verifies and decodes a
-// transaction once however many messages bring it (forwarded by a
-// validator, then in a proposal). It keeps at least the last size/2 and at
-// most size of them: forgetting one costs only a second verification. It
-// is safe for concurrent use.
-//
-// It also keeps the public keys of signers it saw more than once in
-// expanded form (curve25519-voi's precomputation), which makes verifying
-// their next signatures about a third cheaper.
-type SigCache struct {
-	mu       sync.Mutex
-	size     int
-	cur, old map[[32]byte]*Tx
-	// keys holds, per signer seen, its expanded key once seen twice (nil
-	// until then).
-	keys map[string]*voi.ExpandedPublicKey
-}
-
-// maxExpandedKeys bounds the signers a SigCache keeps keys of; when full
-// it starts again.
-const maxExpandedKeys = 4096
-
-// NewSigCache returns a cache of about size transactions (at least 2).
-func NewSigCache(size int) *SigCache {
-	size = max(size, 2)
-	return &SigCache{size: size, cur: make(map[[32]byte]*Tx, size/2), keys: map[string]*voi.ExpandedPublicKey{}}
-}
-
-// expanded returns the expanded keys the cache holds for signers, and
-// notes the others as seen; it returns the signers seen before whose keys
-// are to be expanded (by the caller, outside the lock, then stored).
-func (c *SigCache) expanded(signers map[string]*voi.ExpandedPublicKey) (expand []string) {
-	if c == nil {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.keys)+len(signers) > maxExpandedKeys {
-		clear(c.keys)
-	}
-	for id := range signers {
-		k, seen := c.keys[id]
-		switch {
-		case k != nil:
-			signers[id] = k
-		case seen:
-			expand = append(expand, id)
-		default:
-			c.keys[id] = nil
-		}
-	}
-	return expand
-}
-
-// storeKeys keeps expanded keys.
-func (c *SigCache) storeKeys(keys map[string]*voi.ExpandedPublicKey) {
-	if c == nil || len(keys) == 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, k := range keys {
-		c.keys[id] = k
-	}
-}
-
-// VerifyTxs is the package's VerifyTxs, which first marks the transactions
-// the cache remembers without checking them again, and then remembers
-// those that pass.
-func (c *SigCache) VerifyTxs(txs []*Tx) (errs []error) { return verifyTxs(txs, c) }
-
-// DecodeTx decodes a transaction that is part of a larger value, a block
-// or message, as decoding that value would: like the package's DecodeTx,
-// but bound by the limit of that value rather than MaxTxSize. For the
-// bytes of a transaction the cache remembers it returns that one, sealed
-// and verified, without decoding anything. The result is shared: it must
-// not be changed (see Tx.Seal); copy it where it goes.
-func (c *SigCache) DecodeTx(b []byte) (*Tx, error) {
-	if tx := c.lookup(sha256.Sum256(b)); tx != nil {
-		return tx, nil
-	}
-	return decodeTx(b, len(b))
-}
-
-func (c *SigCache) lookup(h [32]byte) *Tx {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if tx := c.cur[h]; tx != nil {
-		return tx
-	}
-	return c.old[h]
-}
-
-// known reports which of the hashes the cache holds.
-func (c *SigCache) known(hashes [][32]byte) []bool {
-	out := make([]bool, len(hashes))
-	if c == nil {
-		return out
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, h := range hashes {
-		out[i] = c.cur[h] != nil || c.old[h] != nil
-	}
-	return out
-}
-
-// remember adds verified transactions, forgetting the older half when the
-// cache is full.
-func (c *SigCache) remember(txs []*Tx) {
-	if c == nil || len(txs) == 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, tx := range txs {
-		c.cur[tx.sealed.hash] = tx
-		if len(c.cur) >= c.size/2 {
-			c.old, c.cur = c.cur, make(map[[32]byte]*Tx, c.size/2)
-		}
-	}
-}
 
 // sigEntry is one signature of a batch: which transaction it belongs to,
 // and which of its signatures it is (or, below 0, which evidence vote).
@@ -177,7 +50,7 @@ func (e sigEntry) err() error {
 	return fmt.Errorf("signature %d: %w", e.sig, bad)
 }
 
-func verifyTxs(txs []*Tx, cache *SigCache) []error {
+func verifyTxs(txs []*Tx, cache *TxCache) []error {
 	errs := make([]error, len(txs))
 	hashes := make([][32]byte, len(txs))
 	todo := make([]bool, len(txs))
@@ -189,7 +62,7 @@ func verifyTxs(txs []*Tx, cache *SigCache) []error {
 		hashes[i] = t.sealed.hash
 		todo[i] = !t.sealed.verified.Load()
 	}
-	for i, ok := range cache.known(hashes) {
+	for i, ok := range cache.verifiedOf(hashes) {
 		if ok && todo[i] {
 			txs[i].sealed.verified.Store(true)
 			todo[i] = false
@@ -279,7 +152,7 @@ func (l lastSig) verify() bool {
 
 // expandedKeys returns, for the signers of the transactions to verify,
 // the expanded keys cache holds or expands now (nil for the others).
-func expandedKeys(txs []*Tx, todo []bool, cache *SigCache) map[string]*voi.ExpandedPublicKey {
+func expandedKeys(txs []*Tx, todo []bool, cache *TxCache) map[string]*voi.ExpandedPublicKey {
 	if cache == nil {
 		return nil
 	}

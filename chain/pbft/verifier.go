@@ -13,16 +13,16 @@ import (
 // passes is marked, in fields only this package and chain set and that are
 // never encoded, and Step and Submit do not check it again; whatever is
 // not marked the core still checks. A Verifier remembers the transactions
-// it verified, so one forwarded by a validator and later proposed is
-// verified once. It is safe for concurrent use.
+// it decoded and verified, so one forwarded by a validator and later
+// proposed is decoded and verified once. It is safe for concurrent use.
 type Verifier struct {
-	txs *chain.SigCache
+	txs *chain.TxCache
 }
 
 // VerifierConfig configures a Verifier.
 type VerifierConfig struct {
-	// RememberTxs is about how many verified transactions the Verifier
-	// remembers; 0 means DefaultRememberTxs.
+	// RememberTxs is about how many transactions the Verifier remembers;
+	// 0 means DefaultRememberTxs.
 	RememberTxs int
 }
 
@@ -34,7 +34,7 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	if cfg.RememberTxs <= 0 {
 		cfg.RememberTxs = DefaultRememberTxs
 	}
-	return &Verifier{txs: chain.NewSigCache(cfg.RememberTxs)}
+	return &Verifier{txs: chain.NewTxCache(cfg.RememberTxs)}
 }
 
 // VerifyMessage checks every signature m carries against the key of the

@@ -32,8 +32,8 @@ type wireBlock struct {
 }
 
 // DecodeMessage is the package's DecodeMessage, except that a transaction
-// the Verifier verified before (forwarded, say, and now in a proposal) is
-// not decoded again: the message holds that one, already verified. A node
+// the Verifier met before (forwarded, say, and now in a proposal) is not
+// decoded again: the message holds that one, verified if it was. A node
 // calls it, then VerifyMessage, in the goroutine that received b.
 func (v *Verifier) DecodeMessage(b []byte) (*Message, error) {
 	var w wireMessage
