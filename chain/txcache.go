@@ -27,6 +27,26 @@ type TxCache struct {
 	// keys holds, per signer seen, its expanded key once seen twice (nil
 	// until then).
 	keys map[string]*voi.ExpandedPublicKey
+	// batches holds batch verifiers for reuse: a batch's entries take
+	// hundreds of bytes per signature.
+	batches sync.Pool
+}
+
+// batch returns an empty batch verifier.
+func (c *TxCache) batch(n int) *voi.BatchVerifier {
+	if c != nil {
+		if bv, ok := c.batches.Get().(*voi.BatchVerifier); ok {
+			return bv
+		}
+	}
+	return voi.NewBatchVerifierWithCapacity(n)
+}
+
+// release gives back a batch verifier batch returned.
+func (c *TxCache) release(bv *voi.BatchVerifier) {
+	if c != nil {
+		c.batches.Put(bv.Reset())
+	}
 }
 
 // maxExpandedKeys bounds the signers a TxCache keeps keys of; when full

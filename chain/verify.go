@@ -69,7 +69,8 @@ func verifyTxs(txs []*Tx, cache *TxCache) []error {
 		}
 	}
 	keys := expandedKeys(txs, todo, cache)
-	bv := voi.NewBatchVerifierWithCapacity(len(txs))
+	bv := cache.batch(len(txs))
+	defer cache.release(bv)
 	var entries []sigEntry
 	var last lastSig // the one signature, if there is only one
 	add := func(e sigEntry, msg, sig []byte) {

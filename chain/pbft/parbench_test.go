@@ -1,6 +1,7 @@
 package pbft
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -162,6 +163,15 @@ func (nd *parNode) verifyTxs(tb testing.TB) {
 		var clients []*chain.Tx
 		for _, it := range nd.txs.take() {
 			if it.msg != nil {
+				// In slices, yielding between them: the core goes first.
+				for k := 0; k < len(it.msg.Txs); k += 1024 {
+					var part []*chain.Tx
+					for i := k; i < min(k+1024, len(it.msg.Txs)); i++ {
+						part = append(part, &it.msg.Txs[i])
+					}
+					nd.verifier.VerifyTxs(part)
+					runtime.Gosched()
+				}
 				if err := nd.verifier.VerifyMessage(it.msg); err != nil {
 					tb.Error(err)
 					return
@@ -176,6 +186,7 @@ func (nd *parNode) verifyTxs(tb testing.TB) {
 			clients = clients[len(batch):]
 			nd.verifier.VerifyTxs(batch)
 			nd.verified.post(parItem{txs: batch})
+			runtime.Gosched()
 		}
 	}
 }
