@@ -56,7 +56,7 @@ const maxExpandedKeys = 4096
 // NewTxCache returns a cache of about size transactions (at least 2).
 func NewTxCache(size int) *TxCache {
 	size = max(size, 2)
-	return &TxCache{size: size, cur: make(map[[32]byte]*Tx, size/2), keys: map[string]*voi.ExpandedPublicKey{}}
+	return &TxCache{size: size, cur: map[[32]byte]*Tx{}, keys: map[string]*voi.ExpandedPublicKey{}}
 }
 
 // DecodeTx decodes a transaction that is part of a larger value, a block
@@ -123,7 +123,7 @@ func (c *TxCache) remember(txs []*Tx) {
 	for _, tx := range txs {
 		c.cur[tx.sealed.hash] = tx
 		if len(c.cur) >= c.size/2 {
-			c.old, c.cur = c.cur, make(map[[32]byte]*Tx, c.size/2)
+			c.old, c.cur = c.cur, make(map[[32]byte]*Tx, len(c.cur))
 		}
 	}
 }

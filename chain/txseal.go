@@ -107,11 +107,11 @@ func sameSlice[T any](a, b []T) bool {
 // MarshalCBOR implements the codec's Marshaler: a sealed Tx gives the
 // encoding it keeps (which the caller must not modify), any other is
 // encoded field by field.
-func (t Tx) MarshalCBOR() ([]byte, error) {
+func (t *Tx) MarshalCBOR() ([]byte, error) {
 	if s := t.current(); s != nil {
 		return s.raw, nil
 	}
-	return dagcbor.Marshal((*txWire)(&t))
+	return dagcbor.Marshal((*txWire)(t))
 }
 
 // UnmarshalCBOR implements the codec's Unmarshaler: b must be the
