@@ -29,12 +29,27 @@ func FuzzDecodeTx(f *testing.F) {
 			return
 		}
 		roundTrips(t, in, tx)
+		// What the decoded tx keeps (its encoding, ID and signature
+		// verdict) is what its fields give afresh.
+		fields := unsealed(tx)
+		roundTrips(t, in, fields)
+		id, _ := tx.ID()
+		if want, _ := fields.ID(); !id.Equals(want) {
+			t.Fatalf("kept ID %s, the fields' %s", id, want)
+		}
 		if err := tx.Validate(); err != nil {
 			t.Fatalf("decoded an invalid tx: %v", err)
 		}
-		tx.VerifySignatures() // must not panic, whatever the signers
+		single := fields.VerifySignatures() // must not panic, whatever the signers
+		if batch := VerifyTxs([]*Tx{tx, unsealed(tx)}); (batch[0] == nil) != (single == nil) || (batch[1] == nil) != (single == nil) {
+			t.Fatalf("one by one %v, in a batch %v", single, batch)
+		}
 	})
 }
+
+// unsealed is a copy of tx that keeps nothing: its encoding and ID come
+// from its fields.
+func unsealed(tx *Tx) *Tx { return &Tx{Body: tx.Body, Sigs: tx.Sigs} }
 
 func FuzzDecodeBlock(f *testing.F) {
 	b, _, _ := Encode(sampleBlock(f))
@@ -45,6 +60,12 @@ func FuzzDecodeBlock(f *testing.F) {
 			return
 		}
 		roundTrips(t, in, blk)
+		fields := *blk
+		fields.Txs = make([]Tx, len(blk.Txs))
+		for i := range blk.Txs {
+			fields.Txs[i] = *unsealed(&blk.Txs[i])
+		}
+		roundTrips(t, in, &fields)
 		blk.CID()
 	})
 }

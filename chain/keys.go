@@ -75,13 +75,21 @@ func PeerIDFromPublicKey(pub ed25519.PublicKey) []byte {
 // else is an error wrapping ErrBadPeerID: other key types, hashed IDs,
 // other lengths.
 func PublicKeyFromPeerID(id []byte) (ed25519.PublicKey, error) {
-	if len(id) != peerIDSize {
-		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrBadPeerID, len(id), peerIDSize)
-	}
-	if !bytes.HasPrefix(id, peerIDPrefix) {
-		return nil, fmt.Errorf("%w: prefix %x, want %x", ErrBadPeerID, id[:len(peerIDPrefix)], peerIDPrefix)
+	if err := checkPeerID(id); err != nil {
+		return nil, err
 	}
 	return ed25519.PublicKey(bytes.Clone(id[len(peerIDPrefix):])), nil
+}
+
+// checkPeerID is PublicKeyFromPeerID's check, without the copy of the key.
+func checkPeerID(id []byte) error {
+	if len(id) != peerIDSize {
+		return fmt.Errorf("%w: %d bytes, want %d", ErrBadPeerID, len(id), peerIDSize)
+	}
+	if !bytes.HasPrefix(id, peerIDPrefix) {
+		return fmt.Errorf("%w: prefix %x, want %x", ErrBadPeerID, id[:len(peerIDPrefix)], peerIDPrefix)
+	}
+	return nil
 }
 
 // ParsePeerID decodes a peer ID string: base58btc ("12D3KooW…") or a

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -71,17 +72,24 @@ type Machine struct {
 	chain     string
 	admins    map[string]bool
 	threshold int
-	// lists holds the transaction lists changed during a block.
-	lists map[string]*txList
+	// lists holds the transaction lists changed during a block, expiries
+	// the expiry heights whose index it noted.
+	lists    map[string]*txList
+	expiries map[uint64]bool
 	// verified, if set, tells of transactions whose signatures the caller
 	// has already verified, so that each is verified once per node.
 	verified func(*Tx) bool
+	// params is the decoding of paramsRaw, the last parameter record read.
+	params    Params
+	paramsRaw []byte
+	members   map[string]memberCache
 }
 
 // SkipVerified makes Check trust the signatures of the transactions for
 // which verified returns true; the caller verified those already (with
 // VerifySignatures) and keys them by their whole encoding, signatures
-// included.
+// included (Tx.Hash). Check trusts, too, a sealed transaction that
+// VerifySignatures or VerifyTxs passed.
 func (m *Machine) SkipVerified(verified func(*Tx) bool) { m.verified = verified }
 
 // NewMachine returns the machine of the chain g describes over s; an empty
@@ -120,18 +128,48 @@ func NewMachine(g *Genesis, s State) (*Machine, error) {
 
 // Params returns the parameters in force.
 func (m *Machine) Params() (Params, error) {
+	raw, ok := m.state.Get(paramsKey)
+	if ok && m.paramsRaw != nil && bytes.Equal(raw, m.paramsRaw) {
+		return m.params, nil // Check asks once per transaction
+	}
 	var p Params
 	if ok, err := getRecord(m.state, paramsKey, &p); err != nil || !ok {
 		return p, fmt.Errorf("chain: no params in state: %w", err)
 	}
+	m.params, m.paramsRaw = p, bytes.Clone(raw)
 	return p, nil
 }
 
 func (m *Machine) member(p []byte) (MemberRecord, bool, error) {
+	key := memberKey(p)
+	raw, ok := m.state.Get(key)
+	if !ok {
+		return MemberRecord{}, false, nil
+	}
+	// Check asks once per transaction, mostly about a few senders: a
+	// record's decoding is kept while its bytes stay the same.
+	if c, hit := m.members[string(p)]; hit && bytes.Equal(c.raw, raw) {
+		return c.rec, true, nil
+	}
 	var r MemberRecord
-	ok, err := getRecord(m.state, memberKey(p), &r)
-	return r, ok, err
+	if _, err := getRecord(m.state, key, &r); err != nil {
+		return r, false, err
+	}
+	if m.members == nil || len(m.members) >= maxMemberCache {
+		m.members = map[string]memberCache{}
+	}
+	m.members[string(p)] = memberCache{raw: bytes.Clone(raw), rec: r}
+	return r, true, nil
 }
+
+// memberCache is a member record's bytes and their decoding.
+type memberCache struct {
+	raw []byte
+	rec MemberRecord
+}
+
+// maxMemberCache bounds the member records a Machine keeps decoded.
+const maxMemberCache = 4096
 
 // Check decides whether tx may go into the block at height h: shape,
 // signatures, the replay window, and whether its sender may send it (the
@@ -158,7 +196,7 @@ func (m *Machine) Check(tx *Tx, h uint64) error {
 	if _, seen := m.state.Get(seenKey(id)); seen {
 		return invalid("tx %s already committed", id)
 	}
-	if m.verified == nil || !m.verified(tx) {
+	if !tx.SignaturesVerified() && (m.verified == nil || !m.verified(tx)) {
 		if err := tx.VerifySignatures(); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidTx, err)
 		}
@@ -305,13 +343,13 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 	if err != nil {
 		return nil, nil, err
 	}
-	m.lists = map[string]*txList{}
-	defer func() { m.lists = nil }()
+	m.lists, m.expiries = map[string]*txList{}, map[uint64]bool{}
+	defer func() { m.lists, m.expiries = nil, nil }()
 	out, err := m.settleDeadlines(h)
 	if err != nil {
 		return nil, nil, err
 	}
-	included := txs[:0:0]
+	included := make([]Tx, 0, len(txs))
 	for i := range txs {
 		tx := &txs[i]
 		if err := m.Check(tx, h); err != nil {
@@ -327,7 +365,7 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 		}
 		o.Tx = dagcbor.Link{Cid: id}
 		out = append(out, o)
-		if err := m.markSeen(id, tx.Body.Expires); err != nil {
+		if err := m.markSeen(id, tx.Body.Expires, h); err != nil {
 			return nil, nil, err
 		}
 		included = append(included, *tx)
@@ -342,9 +380,54 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 	return included, out, m.advanceEpoch(h, p)
 }
 
-func (m *Machine) markSeen(id cid.Cid, expires uint64) error {
+// markSeen puts a transaction committed at height h in the replay set
+// until it expires. The replay set's expiry index keeps, per expiry height
+// e, one list per height that committed transactions expiring at e, and
+// the list of those heights: a block writes its own lists once, however
+// many blocks' transactions expire with its own (one list for all of them
+// would be read and written whole by each block adding to it).
+func (m *Machine) markSeen(id cid.Cid, expires, h uint64) error {
 	m.state.Set(seenKey(id), nil)
-	return m.appendTx(heightKey("expiring/", expires), id)
+	if err := m.appendTx(expiringKey(expires, h), id); err != nil {
+		return err
+	}
+	if m.expiries[expires] {
+		return nil
+	}
+	m.expiries[expires] = true
+	key := heightKey("expiry/", expires)
+	var hs heightList
+	if _, err := getRecord(m.state, key, &hs); err != nil {
+		return err
+	}
+	if n := len(hs.Heights); n > 0 && hs.Heights[n-1] == h {
+		return nil
+	}
+	hs.Heights = append(hs.Heights, h)
+	return putRecord(m.state, key, &hs)
+}
+
+// forgetExpired takes the transactions that expired at height e out of
+// the replay set.
+func (m *Machine) forgetExpired(e uint64) error {
+	key := heightKey("expiry/", e)
+	var hs heightList
+	if _, err := getRecord(m.state, key, &hs); err != nil {
+		return err
+	}
+	for _, h := range hs.Heights {
+		list := expiringKey(e, h)
+		var l txList
+		if _, err := getRecord(m.state, list, &l); err != nil {
+			return err
+		}
+		for _, id := range l.IDs {
+			m.state.Delete(seenKey(id.Cid))
+		}
+		m.state.Delete(list)
+	}
+	m.state.Delete(key)
+	return nil
 }
 
 // appendTx adds a transaction to the list kept under key. During a block
@@ -385,15 +468,9 @@ func (m *Machine) flushLists() error {
 func (m *Machine) settleDeadlines(h uint64) ([]Outcome, error) {
 	var out []Outcome
 	if h > 0 {
-		key := heightKey("expiring/", h-1)
-		var l txList
-		if _, err := getRecord(m.state, key, &l); err != nil {
+		if err := m.forgetExpired(h - 1); err != nil {
 			return nil, err
 		}
-		for _, id := range l.IDs {
-			m.state.Delete(seenKey(id.Cid))
-		}
-		m.state.Delete(key)
 	}
 	key := heightKey("due/", h)
 	var due txList

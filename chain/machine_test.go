@@ -298,3 +298,50 @@ func TestExecutionIsDeterministic(t *testing.T) {
 		t.Fatalf("block with an invalid tx: %v", err)
 	}
 }
+
+// TestReplaySetExpiry: transactions that expire at one height, committed
+// at several, are each refused as replays until that height and forgotten
+// after it, with nothing of the replay set left in the state.
+func TestReplaySetExpiry(t *testing.T) {
+	w := newWorld(t, nil)
+	expires := w.h + 5
+	var txs []*Tx
+	for i := range 3 {
+		tx := w.tx("agency", KindAnchor, func(b *TxBody) {
+			b.Anchor = &Anchor{Root: testRoot(string(rune('a' + i))), Policy: PolicyOpen}
+			b.Expires = expires
+		})
+		tx.Sigs = nil
+		if err := tx.Sign(w.keys["agency"]); err != nil {
+			t.Fatal(err)
+		}
+		txs = append(txs, tx)
+	}
+	w.block(txs[0], txs[1]) // two at one height
+	w.block()
+	w.block(txs[2]) // one at another
+	replayKeys := func() int {
+		n := 0
+		for _, k := range w.s.Keys() {
+			for _, p := range []string{"seen/", "expiring/", "expiry/"} {
+				if len(k) >= len(p) && k[:len(p)] == p {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if n := replayKeys(); n != 3+2+1 {
+		t.Fatalf("%d replay-set keys, want 3 seen, 2 lists and their index", n)
+	}
+	for w.h <= expires {
+		for _, tx := range txs {
+			w.refused(tx)
+		}
+		w.block()
+	}
+	w.block() // the block after the expiry height settles it
+	if n := replayKeys(); n != 0 {
+		t.Fatalf("%d replay-set keys left after the expiry height", n)
+	}
+}

@@ -58,9 +58,16 @@ type AccessRecord struct {
 }
 
 // txList is a list of transaction IDs kept under one key (the accesses
-// falling due at a height, the replay entries expiring at one).
+// falling due at a height, the replay entries one height committed that
+// expire at another).
 type txList struct {
 	IDs []dagcbor.Link `cbor:"ids"`
+}
+
+// heightList lists the heights that committed transactions expiring at
+// one height.
+type heightList struct {
+	Heights []uint64 `cbor:"heights"`
 }
 
 func memberKey(p []byte) []byte { return append([]byte("member/"), p...) }
@@ -91,6 +98,12 @@ func evidenceKey(v *SignedVote) []byte {
 
 func heightKey(prefix string, h uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(prefix), h)
+}
+
+// expiringKey names the list of transactions committed at height h that
+// expire at height e.
+func expiringKey(e, h uint64) []byte {
+	return binary.BigEndian.AppendUint64(heightKey("expiring/", e), h)
 }
 
 func rateKey(auditor []byte, window uint64) []byte {

@@ -30,11 +30,14 @@ type State interface {
 // Patricia trie over SHA-256(key), with inner nodes only where keys
 // branch) whose leaves hold the keys and values. An update copies and
 // rehashes only the path from its leaf to the root, O(log n) nodes for n
-// keys; nodes are never changed once built, so Clone is O(1) and a clone
-// and its original share every node neither has changed since. The root
-// depends only on the contents, never on the order of updates. A MemState
-// is not safe for concurrent use; clones may be used concurrently with
-// each other only if neither is written.
+// keys; nodes are never changed once shared, so Clone is O(1) and a clone
+// and its original share every node neither has changed since. (A node a
+// state made since it was last cloned is its own: later updates change it
+// in place rather than copy it again, so a block's updates copy the top
+// of the trie once, not once per key.) The root depends only on the
+// contents, never on the order of updates. A MemState is not safe for
+// concurrent use; clones may be used concurrently with each other only if
+// neither is written.
 //
 // Hashes: a leaf is SHA-256(0x00 ‖ SHA-256(key) ‖ SHA-256(value)), an
 // inner node SHA-256(0x01 ‖ left ‖ right), the empty state 32 zero bytes.
@@ -43,13 +46,33 @@ type MemState struct {
 	size int
 	// hashed counts node hashes computed, for tests of the update cost.
 	hashed int
+	// owner marks the nodes this state made since it was last cloned,
+	// which it may change in place; nil until it makes one.
+	owner *owner
 }
+
+// owner is the mark of one state's own nodes (not empty, so that two are
+// never at one address).
+type owner struct{ _ byte }
 
 // NewMemState returns an empty state.
 func NewMemState() *MemState { return &MemState{} }
 
-// Clone implements State.
-func (s *MemState) Clone() State { c := *s; return &c }
+// Clone implements State. Both states give up their own nodes: from now
+// on the two share them, and neither may change them.
+func (s *MemState) Clone() State {
+	s.owner = nil
+	c := *s
+	return &c
+}
+
+// mark returns the mark of s's own nodes.
+func (s *MemState) mark() *owner {
+	if s.owner == nil {
+		s.owner = &owner{}
+	}
+	return s.owner
+}
 
 // Len is the number of keys.
 func (s *MemState) Len() int { return s.size }
@@ -70,11 +93,26 @@ type trieNode struct {
 	left, right *trieNode
 	first       *[32]byte
 	hash        [32]byte
+	// owner is the state that made the node, while it has not been
+	// cloned since (nil when a builder made it).
+	owner *owner
 }
 
 // inner returns a new inner node.
 func inner(bit int, left, right *trieNode) *trieNode {
 	return &trieNode{bit: bit, left: left, right: right, first: left.anyKey()}
+}
+
+// inner returns the inner node over left and right at bit: n itself,
+// changed, if s owns it, else a new node of s's.
+func (s *MemState) inner(n *trieNode, bit int, left, right *trieNode) *trieNode {
+	if n != nil && n.owner != nil && n.owner == s.owner {
+		n.bit, n.left, n.right, n.first, n.hashed = bit, left, right, left.anyKey(), false
+		return n
+	}
+	c := inner(bit, left, right)
+	c.owner = s.mark()
+	return c
 }
 
 func bitOf(k *[32]byte, i int) int { return int(k[i/8]>>(7-uint(i%8))) & 1 }
@@ -124,7 +162,7 @@ func (s *MemState) Set(key, value []byte) {
 	leaf := &trieNode{leaf: true, keyHash: sha256.Sum256(key), valueHash: sha256.Sum256(value),
 		key: append([]byte(nil), key...), value: append([]byte(nil), value...)}
 	var added bool
-	s.root, added = insert(s.root, leaf, 0)
+	s.root, added, _ = s.insert(s.root, leaf, 0)
 	if added {
 		s.size++
 	}
@@ -133,59 +171,56 @@ func (s *MemState) Set(key, value []byte) {
 // Delete implements State.
 func (s *MemState) Delete(key []byte) {
 	var removed bool
-	s.root, removed = remove(s.root, sha256.Sum256(key))
+	s.root, removed = s.remove(s.root, sha256.Sum256(key))
 	if removed {
 		s.size--
 	}
 }
 
-// insert returns n with leaf put in it (a new node wherever it changed)
-// and whether the key is new.
-func insert(n, leaf *trieNode, depth int) (*trieNode, bool) {
+// insert returns n with leaf put in it (a new or, if s's own, changed node
+// wherever it changed), whether the key is new and whether anything
+// changed.
+func (s *MemState) insert(n, leaf *trieNode, depth int) (out *trieNode, added, changed bool) {
 	if n == nil {
-		return leaf, true
+		return leaf, true, true
 	}
 	if n.leaf {
 		if n.keyHash == leaf.keyHash {
 			if n.valueHash == leaf.valueHash {
-				return n, false
+				return n, false, false
 			}
-			return leaf, false
+			return leaf, false, true
 		}
-		return branch(n, leaf, firstDiff(&n.keyHash, &leaf.keyHash, depth)), true
+		return s.branch(n, leaf, firstDiff(&n.keyHash, &leaf.keyHash, depth)), true, true
 	}
 	if d := firstDiff(n.anyKey(), &leaf.keyHash, depth); d < n.bit {
 		// The key leaves this subtree's shared prefix above its branch.
-		return branch(n, leaf, d), true
+		return s.branch(n, leaf, d), true, true
 	}
 	left, right := n.left, n.right
-	var added bool
 	if bitOf(&leaf.keyHash, n.bit) == 0 {
-		left, added = insert(n.left, leaf, n.bit+1)
-		if left == n.left {
-			return n, false
-		}
+		left, added, changed = s.insert(n.left, leaf, n.bit+1)
 	} else {
-		right, added = insert(n.right, leaf, n.bit+1)
-		if right == n.right {
-			return n, false
-		}
+		right, added, changed = s.insert(n.right, leaf, n.bit+1)
 	}
-	return inner(n.bit, left, right), added
+	if !changed {
+		return n, false, false
+	}
+	return s.inner(n, n.bit, left, right), added, true
 }
 
-// branch joins a subtree and a new leaf under an inner node at bit d,
+// branch joins a subtree and a new leaf under a new inner node at bit d,
 // where they first differ.
-func branch(old, leaf *trieNode, d int) *trieNode {
+func (s *MemState) branch(old, leaf *trieNode, d int) *trieNode {
 	if bitOf(&leaf.keyHash, d) == 0 {
-		return inner(d, leaf, old)
+		return s.inner(nil, d, leaf, old)
 	}
-	return inner(d, old, leaf)
+	return s.inner(nil, d, old, leaf)
 }
 
-// remove returns n without key (a new node wherever it changed) and
-// whether the key was there.
-func remove(n *trieNode, key [32]byte) (*trieNode, bool) {
+// remove returns n without key (a new or, if s's own, changed node
+// wherever it changed) and whether the key was there.
+func (s *MemState) remove(n *trieNode, key [32]byte) (*trieNode, bool) {
 	if n == nil {
 		return nil, false
 	}
@@ -198,9 +233,9 @@ func remove(n *trieNode, key [32]byte) (*trieNode, bool) {
 	left, right := n.left, n.right
 	var removed bool
 	if bitOf(&key, n.bit) == 0 {
-		left, removed = remove(n.left, key)
+		left, removed = s.remove(n.left, key)
 	} else {
-		right, removed = remove(n.right, key)
+		right, removed = s.remove(n.right, key)
 	}
 	switch {
 	case !removed:
@@ -210,7 +245,7 @@ func remove(n *trieNode, key [32]byte) (*trieNode, bool) {
 	case right == nil:
 		return left, true
 	}
-	return inner(n.bit, left, right), true
+	return s.inner(n, n.bit, left, right), true
 }
 
 // Root implements State.

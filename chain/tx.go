@@ -1,7 +1,7 @@
 package chain
 
 import (
-	"crypto/ed25519"
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -165,10 +165,13 @@ type Signature struct {
 }
 
 // Tx is a signed transaction: one signature from its sender, or k of m
-// admin signatures for admin transactions.
+// admin signatures for admin transactions. A decoded Tx is sealed: it
+// keeps its encoding and ID, and must not be changed (see Seal).
 type Tx struct {
 	Body TxBody      `cbor:"body"`
 	Sigs []Signature `cbor:"sigs"`
+
+	sealed *sealed
 }
 
 // MaxSigs bounds the signatures on one transaction (k of m admins).
@@ -178,15 +181,24 @@ const MaxSigs = 16
 // admin transaction signed by different subsets of admins is one
 // transaction (and one replay).
 func (t *Tx) ID() (cid.Cid, error) {
+	if s := t.current(); s != nil {
+		return s.id, nil
+	}
 	_, c, err := Encode(&t.Body)
 	return c, err
 }
 
 // BodySigningBytes is what every signature of t covers.
-func (t *Tx) BodySigningBytes() ([]byte, error) { return signingBytes(TagTx, &t.Body) }
+func (t *Tx) BodySigningBytes() ([]byte, error) {
+	if s := t.current(); s != nil {
+		return append([]byte(TagTx), s.body...), nil
+	}
+	return signingBytes(TagTx, &t.Body)
+}
 
-// Sign appends a signature by s.
+// Sign appends a signature by s; t is not sealed afterwards.
 func (t *Tx) Sign(s Signer) error {
+	t.sealed = nil
 	msg, err := t.BodySigningBytes()
 	if err != nil {
 		return err
@@ -203,9 +215,25 @@ func (t *Tx) Sign(s Signer) error {
 var ErrBadSignature = errors.New("chain: bad signature")
 
 // VerifySignatures checks that every signature is valid and that no signer
-// signs twice; an Evidence transaction's two votes are verified too. Whether the signers may send this transaction is the state
-// machine's question.
+// signs twice; an Evidence transaction's two votes are verified too.
+// Whether the signers may send this transaction is the state machine's
+// question. A sealed Tx remembers that its signatures passed, and is not
+// checked twice.
 func (t *Tx) VerifySignatures() error {
+	s := t.current()
+	if s != nil && s.verified.Load() {
+		return nil
+	}
+	if err := t.verifySignatures(); err != nil {
+		return err
+	}
+	if s != nil {
+		s.verified.Store(true)
+	}
+	return nil
+}
+
+func (t *Tx) verifySignatures() error {
 	msg, err := t.BodySigningBytes()
 	if err != nil {
 		return err
@@ -231,17 +259,6 @@ func (t *Tx) VerifySignatures() error {
 	return nil
 }
 
-func verifyBy(signer, msg, sig []byte) error {
-	pub, err := PublicKeyFromPeerID(signer)
-	if err != nil {
-		return fmt.Errorf("%w: signer: %v", ErrBadSignature, err)
-	}
-	if !ed25519.Verify(pub, msg, sig) {
-		return fmt.Errorf("%w: by %s", ErrBadSignature, PeerIDString(signer))
-	}
-	return nil
-}
-
 // adminKinds are sent by admins (k of m), never by a node.
 func (k Kind) admin() bool { return k == KindMember || k == KindParams }
 
@@ -253,17 +270,24 @@ func (t *Tx) Validate() error {
 	if b.Chain == "" || len(b.Chain) > maxNameLength {
 		return errors.New("chain: tx has no valid chain id")
 	}
-	set := map[Kind]bool{
-		KindAnchor: b.Anchor != nil, KindGrant: b.Grant != nil, KindRevoke: b.Revoke != nil,
-		KindAccess: b.Access != nil, KindServed: b.Served != nil, KindMember: b.Member != nil,
-		KindParams: b.Params != nil, KindEvidence: b.Evidence != nil,
+	set := [...]struct {
+		kind  Kind
+		isSet bool
+	}{
+		{KindAnchor, b.Anchor != nil}, {KindGrant, b.Grant != nil}, {KindRevoke, b.Revoke != nil},
+		{KindAccess, b.Access != nil}, {KindServed, b.Served != nil}, {KindMember, b.Member != nil},
+		{KindParams, b.Params != nil}, {KindEvidence, b.Evidence != nil},
 	}
-	if _, known := set[b.Kind]; !known {
+	known := false
+	for _, k := range set {
+		known = known || k.kind == b.Kind
+	}
+	if !known {
 		return fmt.Errorf("chain: unknown tx kind %q", b.Kind)
 	}
-	for k, isSet := range set {
-		if isSet != (k == b.Kind) {
-			return fmt.Errorf("chain: %s tx with a %s body", b.Kind, k)
+	for _, k := range set {
+		if k.isSet != (k.kind == b.Kind) {
+			return fmt.Errorf("chain: %s tx with a %s body", b.Kind, k.kind)
 		}
 	}
 	if len(t.Sigs) == 0 || len(t.Sigs) > MaxSigs {
@@ -273,7 +297,7 @@ func (t *Tx) Validate() error {
 	case b.Kind.admin() && len(b.Sender) != 0:
 		return fmt.Errorf("chain: %s tx has a sender; admins send it", b.Kind)
 	case len(b.Sender) != 0:
-		if _, err := PublicKeyFromPeerID(b.Sender); err != nil {
+		if err := checkPeerID(b.Sender); err != nil {
 			return fmt.Errorf("chain: sender: %w", err)
 		}
 		if len(t.Sigs) != 1 || string(t.Sigs[0].Signer) != string(b.Sender) {
@@ -288,7 +312,7 @@ func (t *Tx) Validate() error {
 func (t *Tx) validateBody() error {
 	b := &t.Body
 	peerOK := func(what string, p []byte) error {
-		if _, err := PublicKeyFromPeerID(p); err != nil {
+		if err := checkPeerID(p); err != nil {
 			return fmt.Errorf("chain: %s: %w", what, err)
 		}
 		return nil
@@ -333,16 +357,23 @@ func (t *Tx) validateBody() error {
 	return nil
 }
 
-// EncodeTx returns a transaction's canonical bytes.
+// EncodeTx returns a transaction's canonical bytes, a slice of the
+// caller's own.
 func EncodeTx(t *Tx) ([]byte, error) {
-	b, _, err := Encode(t)
-	return b, err
+	if s := t.current(); s != nil {
+		return bytes.Clone(s.raw), nil
+	}
+	return t.Encoding()
 }
 
-// DecodeTx decodes and validates a transaction (not its signatures).
-func DecodeTx(b []byte) (*Tx, error) {
+// DecodeTx decodes and validates a transaction (not its signatures); the
+// result is sealed.
+func DecodeTx(b []byte) (*Tx, error) { return decodeTx(b, MaxTxSize) }
+
+// decodeTx is DecodeTx for at most limit bytes.
+func decodeTx(b []byte, limit int) (*Tx, error) {
 	var t Tx
-	if err := decode(b, MaxTxSize, &t); err != nil {
+	if err := decode(b, limit, &t); err != nil {
 		return nil, err
 	}
 	if err := t.Validate(); err != nil {

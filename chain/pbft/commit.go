@@ -25,7 +25,7 @@ func (c *Replica) commit(b *chain.Block, bcid cid.Cid, e *execution, cert *chain
 		if id, err := b.Txs[i].ID(); err == nil {
 			c.mempool.remove(id)
 		}
-		if k, err := txKey(&b.Txs[i]); err == nil {
+		if k, err := b.Txs[i].Hash(); err == nil {
 			delete(c.verified, k)
 		}
 	}
@@ -288,12 +288,17 @@ func (c *Replica) reportEquivocation(a, b *chain.SignedVote) {
 	if err := c.admit(tx, true); err != nil {
 		c.log.Debug("evidence not admitted", "err", err)
 	}
+	c.maybePropose()
 }
 
-// admit puts a valid transaction in the mempool; one from a client is
-// forwarded to every validator, so a leader that leaves it out is
-// suspected by all of them.
+// admit puts a valid transaction in the mempool, sealed; one from a
+// client is forwarded to every validator (with the others of its Ready),
+// so a leader that leaves it out is suspected by all of them. The caller
+// lets a leader propose once it admitted what it has.
 func (c *Replica) admit(tx *chain.Tx, fromClient bool) error {
+	if err := tx.Seal(); err != nil {
+		return err
+	}
 	id, err := tx.ID()
 	if err != nil {
 		return err
@@ -307,17 +312,14 @@ func (c *Replica) admit(tx *chain.Tx, fromClient bool) error {
 	if err := c.machine.Check(tx, c.height+1); err != nil {
 		return err
 	}
-	raw, err := chain.EncodeTx(tx)
+	raw, err := tx.Encoding()
 	if err != nil {
 		return err
 	}
 	c.markVerified(tx)
 	c.mempool.add(tx, id, len(raw), c.now, c.height)
 	if fromClient {
-		c.broadcast(&Message{Tx: tx})
-	}
-	if c.isLeader() {
-		c.maybePropose()
+		c.forward = append(c.forward, tx)
 	}
 	return nil
 }

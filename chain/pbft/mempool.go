@@ -92,7 +92,7 @@ func (p *mempool) expire(next uint64, verified map[[32]byte]bool) {
 		}
 	}
 	for _, e := range gone {
-		if k, err := txKey(e.tx); err == nil {
+		if k, err := e.tx.Hash(); err == nil {
 			delete(verified, k)
 		}
 		p.remove(e.id)

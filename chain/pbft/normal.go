@@ -2,7 +2,6 @@ package pbft
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sort"
@@ -27,6 +26,7 @@ var ErrInvalidBlock = errors.New("pbft: invalid block")
 // buffer keeps a message for a slot or view just ahead, to replay once
 // the node gets there, at most maxFuturePerPeer per peer.
 func (c *Replica) buffer(from []byte, m *Message) error {
+	m.verified = c.trusted // m wraps a part of the message being stepped
 	q := append(c.future[string(from)], m)
 	if len(q) > maxFuturePerPeer {
 		q = q[len(q)-maxFuturePerPeer:]
@@ -197,8 +197,8 @@ func (c *Replica) execute(b *chain.Block, raws [][]byte) (*execution, error) {
 	case want.TxCount != h.TxCount || want.ResultCount != h.ResultCount:
 		return nil, errors.New("transaction or result count does not match")
 	}
-	for _, raw := range raws {
-		c.verifiedRaw(raw)
+	for i := range b.Txs {
+		c.markVerified(&b.Txs[i])
 	}
 	return e, nil
 }
@@ -224,11 +224,12 @@ func (c *Replica) header(b *chain.Block, e *execution, raws [][]byte) (chain.Hea
 }
 
 // encodeTxs returns the transactions' canonical encodings, the leaves of
-// the block's tx root.
+// the block's tx root: for sealed transactions the slices they keep, which
+// nobody may modify.
 func encodeTxs(txs []chain.Tx) ([][]byte, error) {
 	raws := make([][]byte, len(txs))
 	for i := range txs {
-		raw, err := chain.EncodeTx(&txs[i])
+		raw, err := txs[i].Encoding()
 		if err != nil {
 			return nil, err
 		}
@@ -237,29 +238,19 @@ func encodeTxs(txs []chain.Tx) ([][]byte, error) {
 	return raws, nil
 }
 
-func txKey(tx *chain.Tx) ([32]byte, error) {
-	raw, err := chain.EncodeTx(tx)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	return sha256.Sum256(raw), nil
-}
-
+// isVerified reports whether this node (or, in tests, a simulated peer)
+// verified a transaction with these very bytes already, in another Tx.
 func (c *Replica) isVerified(tx *chain.Tx) bool {
-	k, err := txKey(tx)
+	k, err := tx.Hash()
 	return err == nil && (c.verified[k] || c.hooks.sigCache[k])
 }
 
+// markVerified records that tx passed its signature checks.
 func (c *Replica) markVerified(tx *chain.Tx) {
-	if raw, err := chain.EncodeTx(tx); err == nil {
-		c.verifiedRaw(raw)
+	k, err := tx.Hash()
+	if err != nil {
+		return
 	}
-}
-
-// verifiedRaw records that the transaction encoded as raw passed its
-// signature checks.
-func (c *Replica) verifiedRaw(raw []byte) {
-	k := sha256.Sum256(raw)
 	c.verified[k] = true
 	if c.hooks.sigCache != nil {
 		c.hooks.sigCache[k] = true

@@ -199,6 +199,12 @@ type Replica struct {
 
 	// restoring is set while Restore replays stored blocks.
 	restoring bool
+	// trusted is set while Step handles a message that
+	// Verifier.VerifyMessage passed: its signatures hold.
+	trusted bool
+	// forward holds the transactions admitted from clients since the last
+	// Ready, which sends them to the other validators in one message.
+	forward []*chain.Tx
 
 	out   Ready
 	hooks testHooks
@@ -347,10 +353,47 @@ func (c *Replica) faults() int { return chain.Faults(len(c.vals.Members)) }
 func (c *Replica) nowMs() int64 { return c.now }
 
 // HasReady reports whether Ready has anything.
-func (c *Replica) HasReady() bool { return !c.out.IsEmpty() }
+func (c *Replica) HasReady() bool { return len(c.forward) > 0 || !c.out.IsEmpty() }
 
 // Ready returns what the node must do; the node calls Advance when done.
-func (c *Replica) Ready() Ready { return c.out }
+func (c *Replica) Ready() Ready {
+	c.flushForward()
+	return c.out
+}
+
+// flushForward puts the transactions admitted from clients since the last
+// Ready, and still waiting, in messages to every validator: one, unless
+// they are more than one message may hold. They go before the Ready's
+// other messages, since they arrived before whatever proposal holds them.
+func (c *Replica) flushForward() {
+	if len(c.forward) == 0 {
+		return
+	}
+	var msgs []Outbound
+	var batch []chain.Tx
+	size := 0
+	for _, tx := range c.forward {
+		id, err := tx.ID()
+		if err != nil || !c.mempool.has(id) {
+			continue // committed or dropped already
+		}
+		raw, err := tx.Encoding()
+		if err != nil {
+			continue
+		}
+		if len(batch) > 0 && (len(batch) == maxForwardTxs || size+len(raw) > maxForwardBytes) {
+			msgs = append(msgs, Outbound{Msg: &Message{Txs: batch}})
+			batch, size = nil, 0
+		}
+		batch = append(batch, *tx)
+		size += len(raw)
+	}
+	if len(batch) > 0 {
+		msgs = append(msgs, Outbound{Msg: &Message{Txs: batch}})
+	}
+	c.forward = nil
+	c.out.Messages = append(msgs, c.out.Messages...)
+}
 
 // Advance tells the core the last Ready was carried out.
 func (c *Replica) Advance() { c.out = Ready{} }
@@ -405,11 +448,16 @@ func (c *Replica) sendHeartbeat() {
 
 // Step handles a message from peer from. A message that is invalid, out
 // of its window or stale is dropped; the error says why, for logs and
-// tests, and changes nothing.
+// tests, and changes nothing. Step checks every signature the message
+// carries unless a Verifier checked it before (VerifyMessage); of a
+// message of forwarded transactions it admits those that are valid, and
+// returns the first refusal.
 func (c *Replica) Step(from []byte, m *Message) error {
 	if err := m.validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	defer func(prev bool) { c.trusted = prev }(c.trusted)
+	c.trusted = m.verified
 	switch {
 	case m.Proposal != nil:
 		return c.onProposal(m.Proposal, false)
@@ -423,23 +471,47 @@ func (c *Replica) Step(from []byte, m *Message) error {
 		return c.onCheckpoint(m.Checkpoint)
 	case m.Heartbeat != nil:
 		return c.onHeartbeat(m.Heartbeat)
-	case m.Tx != nil:
+	case len(m.Txs) > 0:
 		if !c.isValidator() {
 			return ErrNotValidator
 		}
-		return c.admit(m.Tx, false)
+		var first error
+		for i := range m.Txs {
+			if err := c.admit(&m.Txs[i], false); err != nil && first == nil {
+				first = fmt.Errorf("tx %d: %w", i, err)
+			}
+		}
+		c.maybePropose()
+		return first
 	}
 	return nil
 }
 
 // Submit offers a client's transaction: if it is valid against the
 // committed state and the mempool has room, it waits for a block and is
-// forwarded to the other validators.
+// forwarded to the other validators. The core keeps tx, which the caller
+// must not change afterwards; Submit seals it (chain.Tx.Seal). Its
+// signatures are checked here unless a Verifier checked them already
+// (VerifyTxs).
 func (c *Replica) Submit(tx *chain.Tx) error {
+	return c.SubmitBatch([]*chain.Tx{tx})[0]
+}
+
+// SubmitBatch is Submit for several transactions at once, which a leader
+// then proposes together; errs[i] is tx i's.
+func (c *Replica) SubmitBatch(txs []*chain.Tx) (errs []error) {
+	errs = make([]error, len(txs))
 	if !c.isValidator() {
-		return ErrNotValidator
+		for i := range errs {
+			errs[i] = ErrNotValidator
+		}
+		return errs
 	}
-	return c.admit(tx, true)
+	for i, tx := range txs {
+		errs[i] = c.admit(tx, true)
+	}
+	c.maybePropose()
+	return errs
 }
 
 // ErrStale is returned for messages about the past or too far ahead.

@@ -21,8 +21,9 @@ type vector struct {
 
 // TestGoldenVectors pins the signing bytes and encodings of the signed
 // consensus types this package adds (view change, checkpoint, heartbeat;
-// votes are pinned in chain's): a change to any of them changes what
-// validators sign, so it must show in the diff of testdata/vectors.json
+// votes are pinned in chain's), and the encoding of a message of
+// forwarded transactions: a change to any of them changes what validators
+// sign or send, so it must show in the diff of testdata/vectors.json
 // (rewritten with -update).
 func TestGoldenVectors(t *testing.T) {
 	sk, _ := key(t, "node", 0)
@@ -72,6 +73,15 @@ func TestGoldenVectors(t *testing.T) {
 		}
 		got[name] = vector{hex.EncodeToString(sb), hex.EncodeToString(enc), id.String()}
 	}
+	// A message of forwarded transactions: two agencies' anchors.
+	w := newWorld(t, 4, 0, simParams())
+	load := &workload{tb: t, w: w}
+	txs := []chain.Tx{*load.next(probePick, 40), *load.next(2, 40)}
+	enc, id, err := chain.Encode(&Message{Txs: txs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got["txs"] = vector{Encoding: hex.EncodeToString(enc), CID: id.String()}
 	golden.Check(t, filepath.Join("testdata", "vectors.json"), got, *update)
 }
 
