@@ -89,6 +89,8 @@ type chainNode struct {
 	txs     *p2p.TxService
 	syncSvc *p2p.SyncService
 	metrics *chainMetrics
+	// verifier decodes and checks signatures outside the loop.
+	verifier *pbft.Verifier
 
 	// inbox carries consensus messages, txInbox forwarded transactions:
 	// the loop serves consensus first, so a flood of transactions cannot
@@ -143,6 +145,7 @@ func openChain(o chainOptions) (*chainNode, error) {
 		opts: o, log: o.Logger, genesis: o.Genesis,
 		inbox: make(chan inbound, inboxSize), txInbox: make(chan inbound, txInboxSize), stopped: make(chan struct{}), submits: make(chan *submission, 64), synced: make(chan syncResult, 1),
 		followers: map[peer.ID]time.Time{}, pending: map[cid.Cid]time.Time{},
+		verifier: pbft.NewVerifier(pbft.VerifierConfig{}),
 	}
 	c.waiters.init()
 	c.blocks.init()

@@ -57,14 +57,15 @@ func encodeBlockFrame(cb *pbft.Committed) ([]byte, error) {
 }
 
 // decodeFrame reads one frame. Every decoder it calls is strict (the
-// canonical encoding or an error), so a frame has one meaning.
-func decodeFrame(b []byte) (inbound, error) {
+// canonical encoding or an error), so a frame has one meaning. A consensus
+// message is decoded by v, which skips the transactions it met before.
+func decodeFrame(b []byte, v *pbft.Verifier) (inbound, error) {
 	if len(b) == 0 {
 		return inbound{}, fmt.Errorf("%w: empty", errBadFrame)
 	}
 	switch b[0] {
 	case frameMessage:
-		m, err := pbft.DecodeMessage(b[1:])
+		m, err := v.DecodeMessage(b[1:])
 		if err != nil {
 			return inbound{}, fmt.Errorf("%w: %v", errBadFrame, err)
 		}
@@ -94,19 +95,26 @@ func decodeFrame(b []byte) (inbound, error) {
 }
 
 // deliver runs in the transport's reader goroutine of peer from: it
-// decodes (in parallel across peers) and queues for the loop. A full
-// inbox blocks the reader, which stops reading the stream: back-pressure
-// reaches the sender, whose queue then drops.
+// decodes and checks signatures (in parallel across peers, transactions in
+// batches) and queues for the loop. A full inbox blocks the reader, which
+// stops reading the stream: back-pressure reaches the sender, whose queue
+// then drops.
 func (c *chainNode) deliver(from peer.ID, frame []byte) error {
-	in, err := decodeFrame(frame)
+	in, err := decodeFrame(frame, c.verifier)
 	if err != nil {
 		c.log.Warn("bad frame from peer", "peer", from, "err", err)
 		return err
 	}
+	if in.msg != nil {
+		// What fails stays unmarked, and the core refuses it.
+		if err := c.verifier.VerifyMessage(in.msg); err != nil {
+			c.log.Warn("bad signature from peer", "peer", from, "err", err)
+		}
+	}
 	in.from = from
 	c.seen.Store(from, time.Now())
 	ch := c.inbox
-	if in.msg != nil && in.msg.Tx != nil {
+	if in.msg != nil && len(in.msg.Txs) > 0 {
 		ch = c.txInbox
 	}
 	select {
@@ -214,13 +222,12 @@ type submission struct {
 
 // submit hands transactions to the core (loop goroutine).
 func (c *chainNode) submit(txs []*chain.Tx) []error {
-	errs := make([]error, len(txs))
+	errs := c.replica.SubmitBatch(txs)
 	now := time.Now()
 	for i, tx := range txs {
-		errs[i] = c.replica.Submit(tx)
-		if errs[i] == nil {
+		if errs[i] == nil && len(c.pending) < maxPendingLatency {
 			if id, err := tx.ID(); err == nil {
-				if _, ok := c.pending[id]; !ok && len(c.pending) < maxPendingLatency {
+				if _, ok := c.pending[id]; !ok {
 					c.pending[id] = now
 				}
 			}
@@ -240,6 +247,9 @@ func (c *chainNode) Submit(ctx context.Context, txs []*chain.Tx) ([]error, error
 	if !c.isValidator() {
 		return c.forward(ctx, txs)
 	}
+	// Signatures are checked here, in the caller's goroutine and in one
+	// batch; the core takes the marks and does not check them again.
+	c.verifier.VerifyTxs(txs)
 	s := &submission{txs: txs, reply: make(chan []error, 1)}
 	select {
 	case c.submits <- s:

@@ -46,15 +46,15 @@ func seedFrames(t testing.TB) [][]byte {
 // TestFrameRoundTrip encodes each kind of frame and reads it back.
 func TestFrameRoundTrip(t *testing.T) {
 	frames := seedFrames(t)
-	in, err := decodeFrame(frames[0])
+	in, err := decodeFrame(frames[0], pbft.NewVerifier(pbft.VerifierConfig{}))
 	if err != nil || in.msg == nil || in.msg.Heartbeat == nil || in.msg.Heartbeat.Heartbeat.Height != 3 {
 		t.Fatalf("message frame: %+v, %v", in, err)
 	}
-	in, err = decodeFrame(frames[1])
+	in, err = decodeFrame(frames[1], pbft.NewVerifier(pbft.VerifierConfig{}))
 	if err != nil || in.push == nil || in.push.Block.Header.Height != 4 || in.push.Cert.View != 1 {
 		t.Fatalf("block frame: %+v, %v", in, err)
 	}
-	in, err = decodeFrame(frames[2])
+	in, err = decodeFrame(frames[2], pbft.NewVerifier(pbft.VerifierConfig{}))
 	if err != nil || !in.follow {
 		t.Fatalf("follow frame: %+v, %v", in, err)
 	}
@@ -76,7 +76,7 @@ func TestBadFramesRefused(t *testing.T) {
 		{frameBlock, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
 	}
 	for i, b := range bad {
-		if _, err := decodeFrame(b); !errors.Is(err, errBadFrame) {
+		if _, err := decodeFrame(b, pbft.NewVerifier(pbft.VerifierConfig{})); !errors.Is(err, errBadFrame) {
 			t.Errorf("frame %d (%x…): err %v, want errBadFrame", i, b[:min(len(b), 8)], err)
 		}
 	}
@@ -88,8 +88,9 @@ func FuzzDecodeFrame(f *testing.F) {
 	for _, s := range seedFrames(f) {
 		f.Add(s)
 	}
+	v := pbft.NewVerifier(pbft.VerifierConfig{RememberTxs: 64})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		in, err := decodeFrame(b)
+		in, err := decodeFrame(b, v)
 		if err != nil {
 			return
 		}
