@@ -108,7 +108,16 @@ type chainNode struct {
 	syncing   bool
 	wantSync  *pbft.SyncRequest
 	pending   map[cid.Cid]time.Time // submit time of txs this node admitted
+	took      loopTimes
+	// releaseAt is a stable checkpoint whose WAL records wait for the
+	// store to reach it.
+	releaseAt uint64
 	lastView  uint64
+
+	// toStore queues committed blocks for runStore; stored is the height
+	// it has written.
+	toStore chan pbft.Committed
+	stored  atomic.Uint64
 
 	// Published for other goroutines.
 	state   atomic.Pointer[stateBox]
@@ -145,7 +154,7 @@ func openChain(o chainOptions) (*chainNode, error) {
 		opts: o, log: o.Logger, genesis: o.Genesis,
 		inbox: make(chan inbound, inboxSize), txInbox: make(chan inbound, txInboxSize), stopped: make(chan struct{}), submits: make(chan *submission, 64), synced: make(chan syncResult, 1),
 		followers: map[peer.ID]time.Time{}, pending: map[cid.Cid]time.Time{},
-		verifier: pbft.NewVerifier(pbft.VerifierConfig{}),
+		verifier: pbft.NewVerifier(pbft.VerifierConfig{}), toStore: make(chan pbft.Committed, storeQueue),
 	}
 	c.waiters.init()
 	c.blocks.init()
@@ -209,6 +218,7 @@ func openChain(o chainOptions) (*chainNode, error) {
 	if err := c.catchUpIndex(); err != nil {
 		return fail(err)
 	}
+	c.stored.Store(c.store.Height())
 	c.lastView, _ = c.replica.View()
 	c.publish()
 	o.Logger.Info("chain restored", "height", c.replica.Height(), "wal_records", len(recs), "validator", c.replica.IsValidator())
@@ -284,6 +294,7 @@ func (c *chainNode) Run(ctx context.Context) error {
 	g.Go(func() error { return c.net.Run(gctx) })
 	g.Go(func() error { return c.txs.Run(gctx) })
 	g.Go(func() error { return c.syncSvc.Run(gctx) })
+	g.Go(func() error { return c.runStore(gctx) })
 	g.Go(func() error {
 		defer close(c.stopped)
 		return c.loop(gctx, g)
@@ -305,6 +316,7 @@ func (c *chainNode) loop(ctx context.Context, g *errgroup.Group) error {
 		c.sendFollow()
 	}
 	for {
+		var start time.Time
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -315,22 +327,70 @@ func (c *chainNode) loop(ctx context.Context, g *errgroup.Group) error {
 			c.step(m)
 			c.drain()
 		case s := <-c.submits:
+			t0 := time.Now()
 			s.reply <- c.submit(s.txs)
+			if d := time.Since(t0); d > slowStep {
+				c.log.Warn("slow submit", "txs", len(s.txs), "took", d, "height", c.replica.Height())
+			}
 		case r := <-c.synced:
 			c.applySync(ctx, g, r)
 		case <-tick.C:
+			t0 := time.Now()
 			c.replica.Tick(c.now())
+			if d := time.Since(t0); d > slowStep {
+				c.log.Warn("slow tick", "took", d, "height", c.replica.Height())
+			}
 		case <-follow.C:
 			if !c.replica.IsValidator() {
 				c.sendFollow()
 			}
 			c.expireFollowers()
 		}
+		start = time.Now()
+		c.took = loopTimes{}
 		if err := c.handleReady(ctx, g); err != nil {
 			return err
 		}
+		if d := time.Since(start); d > slowReady {
+			c.log.Warn("slow Ready", "height", c.replica.Height(), "took", d, "wal", c.took.wal, "store", c.took.store, "send", c.took.send)
+		}
 	}
 }
+
+// slowStep is how long the core may take over one message before the
+// node warns.
+const slowStep = 100 * time.Millisecond
+
+func kindOf(m inbound) string {
+	switch {
+	case m.push != nil:
+		return "block"
+	case m.follow:
+		return "follow"
+	case m.msg == nil:
+		return "none"
+	case m.msg.Proposal != nil:
+		return fmt.Sprintf("proposal(%d txs)", len(m.msg.Proposal.Block.Txs))
+	case m.msg.Vote != nil:
+		return "vote/" + string(m.msg.Vote.Vote.Phase)
+	case m.msg.ViewChange != nil:
+		return "viewchange"
+	case m.msg.NewView != nil:
+		return "newview"
+	case m.msg.Checkpoint != nil:
+		return "checkpoint"
+	case m.msg.Heartbeat != nil:
+		return "heartbeat"
+	}
+	return fmt.Sprintf("txs(%d)", len(m.msg.Txs))
+}
+
+// slowReady is how long carrying out one Ready may take before the node
+// warns: an operator sees a slow disk before it costs view changes.
+const slowReady = 250 * time.Millisecond
+
+// loopTimes is where one Ready's time went.
+type loopTimes struct{ wal, store, send time.Duration }
 
 // drain takes what else waits, consensus messages before transactions,
 // so that one Ready (and one fsync) covers a batch of them.
@@ -354,6 +414,12 @@ func (c *chainNode) drain() {
 }
 
 func (c *chainNode) step(m inbound) {
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > slowStep {
+			c.log.Warn("slow step", "peer", m.from, "kind", kindOf(m), "took", d, "height", c.replica.Height())
+		}
+	}()
 	switch {
 	case m.msg != nil:
 		if err := c.replica.Step([]byte(m.from), m.msg); err != nil && c.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -400,24 +466,34 @@ func (c *chainNode) handleReady(ctx context.Context, g *errgroup.Group) error {
 			if err := c.wal.Sync(); err != nil {
 				return fmt.Errorf("chain WAL: %w", err)
 			}
-			c.metrics.walSync.Observe(time.Since(start).Seconds())
+			d := time.Since(start)
+			c.took.wal += d
+			c.metrics.walSync.Observe(d.Seconds())
 		}
+		start := time.Now()
 		for _, cb := range rd.Committed {
-			if err := c.commit(cb); err != nil {
+			if err := c.commit(ctx, cb); err != nil {
 				return err
 			}
 			changed = true
 		}
+		c.took.store += time.Since(start)
+		start = time.Now()
 		c.send(rd.Messages, rd.Committed)
+		c.took.send += time.Since(start)
 		if rd.Sync != nil {
 			c.wantSync = rd.Sync
 		}
 		if rd.StableCheckpoint > 0 {
-			if err := c.wal.Release(rd.StableCheckpoint); err != nil {
-				return fmt.Errorf("chain WAL: %w", err)
-			}
+			c.releaseAt = rd.StableCheckpoint
 		}
 		c.replica.Advance()
+	}
+	if c.releaseAt > 0 && c.stored.Load() >= c.releaseAt {
+		if err := c.wal.Release(c.releaseAt); err != nil {
+			return fmt.Errorf("chain WAL: %w", err)
+		}
+		c.releaseAt = 0
 	}
 	if c.wantSync != nil && !c.syncing {
 		c.startSyncIn(ctx, g, peer.ID(c.wantSync.Peer), c.wantSync.From)
@@ -435,40 +511,99 @@ func (c *chainNode) handleReady(ctx context.Context, g *errgroup.Group) error {
 	return nil
 }
 
-// commit stores a committed block durably, indexes it, and tells whoever
-// waits for its transactions.
-func (c *chainNode) commit(cb pbft.Committed) error {
-	if err := c.store.Commit(cb); err != nil {
-		return fmt.Errorf("chain store: %w", err)
+// commit takes a block the core committed (loop goroutine): the gater and
+// the API see its state at once, the commit-latency metric is fed, and the
+// block goes to the store's queue.
+func (c *chainNode) commit(ctx context.Context, cb pbft.Committed) error {
+	h := cb.Block.Header.Height
+	if cb.State != nil {
+		c.state.Store(&stateBox{s: cb.State})
 	}
+	now := time.Now()
+	for i := range cb.Block.Txs {
+		if len(c.pending) == 0 {
+			break
+		}
+		if id, err := cb.Block.Txs[i].ID(); err == nil {
+			if t, ok := c.pending[id]; ok {
+				c.metrics.commitLatency.Observe(now.Sub(t).Seconds())
+				delete(c.pending, id)
+			}
+		}
+	}
+	c.metrics.height.Set(float64(h))
+	select {
+	case c.toStore <- cb:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// storeQueue is how many committed blocks may wait for the store. When it
+// is full the loop waits: the store sets the pace.
+const storeQueue = 64
+
+// runStore writes committed blocks to the store and the index, in order,
+// off the loop: a block's write (a synced goleveldb batch, hundreds of
+// milliseconds for thousands of transactions on a slow disk) overlaps the
+// agreement on the next block instead of delaying it into a view change.
+// What waits for a transaction hears of it once its block is stored. A
+// failed write stops the node. The WAL is released at a stable checkpoint
+// only once the store holds that height (see loop), so a crash never loses
+// both a block and the record of what this node signed for it.
+func (c *chainNode) runStore(ctx context.Context) error {
+	for {
+		var cb pbft.Committed
+		select {
+		case <-ctx.Done():
+			return c.flushStore()
+		case cb = <-c.toStore:
+		}
+		if err := c.store.Commit(cb); err != nil {
+			return fmt.Errorf("chain store: %w", err)
+		}
+		c.stored.Store(cb.Block.Header.Height)
+		c.announce(cb)
+	}
+}
+
+// flushStore writes what the loop queued before it stopped, so a clean
+// stop leaves the store at the height the core reached.
+func (c *chainNode) flushStore() error {
+	for {
+		select {
+		case cb := <-c.toStore:
+			if err := c.store.Commit(cb); err != nil {
+				return fmt.Errorf("chain store: %w", err)
+			}
+			c.stored.Store(cb.Block.Header.Height)
+			c.announce(cb)
+		default:
+			return nil
+		}
+	}
+}
+
+// announce tells the index, waiters and the block feed of a stored block.
+func (c *chainNode) announce(cb pbft.Committed) {
 	h := cb.Block.Header.Height
 	if err := c.index.Apply(h, cb.Block, cb.Outcomes); err != nil {
 		// The index is derived: catchUpIndex rebuilds it at the next
 		// start, so the chain goes on.
 		c.log.Error("index block", "height", h, "err", err)
 	}
-	if cb.State != nil {
-		c.state.Store(&stateBox{s: cb.State})
-	}
-	ids := make([]cid.Cid, len(cb.Block.Txs))
-	now := time.Now()
+	outcomes := outcomesByTx(cb.Outcomes)
+	ids := make([]cid.Cid, 0, len(cb.Block.Txs))
 	for i := range cb.Block.Txs {
 		id, err := cb.Block.Txs[i].ID()
 		if err != nil {
-			return fmt.Errorf("block %d tx %d: %w", h, i, err)
+			c.log.Error("committed tx without an id", "height", h, "err", err)
+			continue
 		}
-		ids[i] = id
-		if t, ok := c.pending[id]; ok {
-			c.metrics.commitLatency.Observe(now.Sub(t).Seconds())
-			delete(c.pending, id)
-		}
-		var o *chain.Outcome
-		if i < len(cb.Outcomes) {
-			o = &cb.Outcomes[i]
-		}
-		c.waiters.done(id, TxCommit{Height: h, Index: i, Outcome: o})
+		ids = append(ids, id)
+		c.waiters.done(id, TxCommit{Height: h, Index: i, Outcome: outcomes[id]})
 	}
-	c.metrics.height.Set(float64(h))
 	c.metrics.committedTxs.Add(float64(len(ids)))
 	c.blocks.publish(BlockEvent{Height: h, Time: cb.Block.Header.Time, Txs: ids})
 	if membershipChanged(cb.Block) && c.host != nil {
@@ -476,7 +611,17 @@ func (c *chainNode) commit(cb pbft.Committed) error {
 			c.log.Info("members removed by the chain disconnected", "height", h, "disconnected", n)
 		}
 	}
-	return nil
+}
+
+// outcomesByTx indexes a block's outcomes by the transaction they are
+// about (a block's outcomes also settle earlier requests, so they do not
+// line up with its transactions).
+func outcomesByTx(os []chain.Outcome) map[cid.Cid]*chain.Outcome {
+	m := make(map[cid.Cid]*chain.Outcome, len(os))
+	for i := range os {
+		m[os[i].Tx.Cid] = &os[i]
+	}
+	return m
 }
 
 func membershipChanged(b *chain.Block) bool {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"time"
@@ -38,6 +39,10 @@ func (d *Daemon) chainRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v0/chain/submit", d.withChain(d.apiChainSubmit))
 	mux.HandleFunc("GET /api/v0/chain/follow", d.withChain(d.apiChainFollow))
 	mux.HandleFunc("GET /metrics", d.withChain(d.apiMetrics))
+	// Profiles, as kubo serves them, behind the API token.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if os.Getenv(testHooksEnv) == "1" {
 		mux.HandleFunc("POST /api/v0/test/partition", d.withChain(d.apiTestPartition))
 	}
@@ -278,8 +283,8 @@ func (c *chainNode) submitEncoded(ctx context.Context, raw [][]byte, wait bool, 
 			continue
 		}
 		// It may have committed before this call registered (a resubmit).
-		if h, idx, err := c.store.Tx(ids[k]); err == nil {
-			res[i].Commit = &TxCommit{Height: h, Index: idx}
+		if tc, ok := c.committedTx(ids[k]); ok {
+			res[i].Commit = &tc
 			continue
 		}
 		select {
@@ -382,4 +387,17 @@ func (d *Daemon) apiTestPartition(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, struct{}{})
+}
+
+// committedTx looks a transaction up in the store, with its outcome.
+func (c *chainNode) committedTx(id cid.Cid) (TxCommit, bool) {
+	h, idx, err := c.store.Tx(id)
+	if err != nil {
+		return TxCommit{}, false
+	}
+	tc := TxCommit{Height: h, Index: idx}
+	if cb, err := c.store.Committed(h); err == nil {
+		tc.Outcome = outcomesByTx(cb.Outcomes)[id]
+	}
+	return tc, true
 }
