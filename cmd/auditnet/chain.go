@@ -155,6 +155,33 @@ datasets it uses).`,
 	chainCmd.Flags().StringVar(&o.Mix, "mix", node.MixAnchor, "anchor (single-signature) or mix (Anchor, Grant, AccessRequest)")
 	chainCmd.Flags().IntVar(&o.Validators, "validators", 0, "submit to only the first N validators (0: all)")
 	chainCmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	bench.AddCommand(chainCmd)
+	bench.AddCommand(chainCmd, a.benchVerifyCommand())
 	return bench
+}
+
+func (a *app) benchVerifyCommand() *cobra.Command {
+	var validators, rounds int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify [--validators N]",
+		Short: "Measure signature verification here and the txs/s ceiling it puts on a chain of N validators",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := node.BenchVerify(cmd.Context(), validators, rounds)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a, res)
+			}
+			fmt.Fprintf(a.stdout, "Ed25519 verify: %.1f µs alone, %.1f µs per signature in batches of 1,024\n", res.SingleMicros, res.BatchMicros)
+			fmt.Fprintf(a.stdout, "ceiling for %d validators on %d cores: %.0f txs/s (single), %.0f txs/s (batch)\n",
+				res.Validators, res.Cores, res.CeilingSingle, res.CeilingBatch)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&validators, "validators", 4, "validators that each verify every signature")
+	cmd.Flags().IntVar(&rounds, "rounds", 5, "rounds to take the median of")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }
