@@ -9,7 +9,12 @@
 //     bytes of what is signed, which carries the chain id;
 //   - Ed25519 keys and their libp2p peer IDs (keys.go: Signer, and peer
 //     IDs read, printed and turned back into keys without libp2p, so that
-//     chain/pbft builds without the network stack);
+//     chain/pbft builds without the network stack), and one rule for
+//     verifying signatures, one at a time or in batches (verify.go:
+//     VerifyTxs; txcache.go: TxCache, which decodes and verifies each
+//     transaction once however often a node meets it);
+//   - sealed transactions (txseal.go): a decoded transaction keeps its
+//     encoding and ID, and the mark that its signatures passed;
 //   - RFC 6962 Merkle roots and inclusion proofs (merkle.go), quorums and
 //     commit-certificate verification (quorum.go);
 //   - the state (State, MemState: key-values under an authenticated root

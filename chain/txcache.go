@@ -13,8 +13,10 @@ import (
 // bring it (forwarded by a validator, then in a proposal): DecodeTx
 // returns the transaction it holds for the same bytes, and VerifyTxs
 // marks a transaction whose bytes passed before without checking it
-// again. It keeps at least the last size/2 transactions and at most size;
-// forgetting one costs only a second decoding or verification.
+// again. It keeps at least the last size/2 transactions and at most size,
+// and at most size·512 bytes of encodings (transactions over MaxTxSize it
+// never keeps); forgetting one costs only a second decoding or
+// verification.
 //
 // It also keeps the public keys of signers it saw more than once in
 // expanded form (curve25519-voi's precomputation), which makes verifying
@@ -24,6 +26,8 @@ type TxCache struct {
 	mu       sync.Mutex
 	size     int
 	cur, old map[[32]byte]*Tx
+	// curBytes is the size of cur's encodings.
+	curBytes int
 	// keys holds, per signer seen, its expanded key once seen twice (nil
 	// until then).
 	keys map[string]*voi.ExpandedPublicKey
@@ -48,6 +52,10 @@ func (c *TxCache) release(bv *voi.BatchVerifier) {
 		c.batches.Put(bv.Reset())
 	}
 }
+
+// txCacheBytesPerTx is the encoding size per transaction a TxCache
+// budgets for.
+const txCacheBytesPerTx = 512
 
 // maxExpandedKeys bounds the signers a TxCache keeps keys of; when full
 // it starts again.
@@ -121,9 +129,14 @@ func (c *TxCache) remember(txs []*Tx) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, tx := range txs {
+		n := len(tx.sealed.raw)
+		if n > MaxTxSize {
+			continue
+		}
 		c.cur[tx.sealed.hash] = tx
-		if len(c.cur) >= c.size/2 {
-			c.old, c.cur = c.cur, make(map[[32]byte]*Tx, len(c.cur))
+		c.curBytes += n
+		if len(c.cur) >= c.size/2 || c.curBytes >= c.size*txCacheBytesPerTx/2 {
+			c.old, c.cur, c.curBytes = c.cur, make(map[[32]byte]*Tx, len(c.cur)), 0
 		}
 	}
 }

@@ -358,3 +358,42 @@ func TestOneRuleForBatchAndSingle(t *testing.T) {
 		}
 	}
 }
+
+// TestTxCacheLargeTx: a transaction over MaxTxSize, which a block or
+// message may hold, decodes through a cache as it would in the block,
+// but the cache does not keep it.
+func TestTxCacheLargeTx(t *testing.T) {
+	big := *sampleTxs(t)["access"]
+	a := *big.Body.Access
+	for range 4096 {
+		a.Scope.Links = append(a.Scope.Links, []int{1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009})
+	}
+	big.Body.Access = &a
+	sk, _ := testKey(t, 2) // the sample auditor
+	big.Sigs = nil
+	if err := big.Sign(sk); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := EncodeTx(&big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) <= MaxTxSize {
+		t.Fatalf("the large tx takes only %d bytes", len(raw))
+	}
+	if _, err := DecodeTx(raw); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("DecodeTx: %v", err)
+	}
+	c := NewTxCache(100)
+	tx, err := c.DecodeTx(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := c.VerifyTxs([]*Tx{tx}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	h, _ := tx.Hash()
+	if c.lookup(h) != nil {
+		t.Fatal("the cache kept a transaction over MaxTxSize")
+	}
+}

@@ -32,7 +32,8 @@ func verifyBy(signer, msg, sig []byte) error {
 // one, for a block's worth), and marks each transaction that passes so
 // that neither VerifySignatures nor Machine.Check verifies it again. It
 // seals every transaction (see Tx.Seal). errs[i] is tx i's error, nil if
-// its signatures hold. It is safe for concurrent use.
+// its signatures hold. Calls may run concurrently, as long as an unsealed
+// Tx is in one call at a time.
 func VerifyTxs(txs []*Tx) (errs []error) { return verifyTxs(txs, nil) }
 
 // sigEntry is one signature of a batch: which transaction it belongs to,

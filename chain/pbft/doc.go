@@ -6,9 +6,26 @@
 // Ready returns: persist Records and store Committed blocks first, then
 // send Messages, then fetch what Sync asks for, then call Advance.
 //
+// Signatures are the costly part, and the core runs on one goroutine, so
+// a node checks them before the core sees them, in parallel, with a
+// Verifier (one per node, safe for concurrent use): in the goroutine that
+// reads a peer's stream, Verifier.DecodeMessage (it decodes and verifies
+// each transaction once however many messages bring it) then
+// VerifyMessage, then hands the message to the core's goroutine for Step;
+// for clients' transactions, Verifier.VerifyTxs in batches, then
+// SubmitBatch. What a Verifier passed carries a mark no encoding can
+// carry, and the core skips it; everything else the core checks itself, so
+// Step and Submit are safe without a Verifier (the simulator calls them
+// directly). Messages of forwarded transactions (Message.Txs) are best
+// verified by one worker per node rather than by the peers' readers, and
+// consensus messages stepped before them, so that a burst of transactions
+// neither holds up a vote nor takes every CPU from the core.
+//
 // The protocol, for a validator set of n with f = ⌊(n−1)/3⌋ and quorum
 // q = ⌈(n+f+1)/2⌉ (chain.Quorum):
 //
+//   - Transactions a validator admits from its clients go to every other
+//     validator in one message per Ready (Message.Txs).
 //   - One block in flight. The leader of view v (valIDs[v mod n] of the
 //     epoch) proposes the next height as soon as the previous block
 //     commits and transactions wait, batching up to the genesis limits; on

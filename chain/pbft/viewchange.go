@@ -444,6 +444,8 @@ func (c *Replica) checkNewView(nv *NewView, base uint64) error {
 // epoch's validator set and executed in order; the first that does not
 // hold stops the rest.
 func (c *Replica) StepSync(blocks []Committed) error {
+	defer func(prev bool) { c.trusted = prev }(c.trusted)
+	c.trusted = false // nothing here went through a Verifier
 	c.syncUntil = 0
 	for _, cb := range blocks {
 		b := cb.Block
