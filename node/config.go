@@ -58,6 +58,12 @@ type Config struct {
 	Chain ChainConfig `json:"Chain"`
 }
 
+// DefaultMempoolTxs is the mempool a new repo gets: a few blocks' worth,
+// so that beyond saturation submissions get "busy" at once instead of
+// waiting seconds in a queue (the admission control a small mempool gives;
+// CometBFT behaves the same way, ../shared/ANCHORS.md).
+const DefaultMempoolTxs = 10_000
+
 // ChainConfig holds a node's consensus timers (durations such as "1s";
 // empty means the default).
 type ChainConfig struct {
@@ -160,7 +166,7 @@ func defaultConfig(opts InitOptions, id peer.ID) Config {
 			Heartbeat:         (pbft.DefaultHeartbeatIntervalMs * time.Millisecond).String(),
 			RequestTimeout:    (pbft.DefaultRequestTimeoutMs * time.Millisecond).String(),
 			IdleBlock:         (pbft.DefaultIdleBlockIntervalMs * time.Millisecond).String(),
-			MempoolTxs:        pbft.DefaultMempoolTxs,
+			MempoolTxs:        DefaultMempoolTxs,
 		},
 		Limits: LimitsConfig{
 			MaxConns: lim.MaxConns, MaxConnsPerPeer: lim.MaxConnsPerPeer, MaxStreams: lim.MaxStreams,
