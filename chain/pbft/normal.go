@@ -131,10 +131,15 @@ func (c *Replica) onProposal(p *Proposal, fromNewView bool) error {
 // executes it on a clone of the committed state: header fields, the time
 // rule for fresh proposals, limits, every transaction valid, and the roots.
 func (c *Replica) validate(b *chain.Block, bcid cid.Cid, fresh bool) (*execution, error) {
+	h := &b.Header
+	if fresh {
+		if err := c.checkFreshTime(h.Time); err != nil {
+			return nil, err
+		}
+	}
 	if e := c.execs[bcid]; e != nil {
 		return e, nil
 	}
-	h := &b.Header
 	switch {
 	case h.Chain != c.chainID || h.Epoch != c.vals.Epoch || h.Height != c.height+1 || !h.Prev.Equals(c.last):
 		return nil, fmt.Errorf("%w: does not extend this node's chain at height %d", ErrInvalidBlock, c.height)
@@ -142,8 +147,6 @@ func (c *Replica) validate(b *chain.Block, bcid cid.Cid, fresh bool) (*execution
 		return nil, fmt.Errorf("%w: proposer is not a validator", ErrInvalidBlock)
 	case h.Time <= c.lastTime:
 		return nil, fmt.Errorf("%w: block time %d not after the previous block's %d", ErrInvalidBlock, h.Time, c.lastTime)
-	case fresh && h.Time > c.nowMs()+c.params.MaxClockSkewMs:
-		return nil, fmt.Errorf("%w: block time %d more than Δ ahead of this node's clock", ErrInvalidBlock, h.Time)
 	case uint64(len(b.Txs)) > c.params.MaxBlockTxs:
 		return nil, fmt.Errorf("%w: %d txs, at most %d", ErrInvalidBlock, len(b.Txs), c.params.MaxBlockTxs)
 	}
@@ -164,6 +167,25 @@ func (c *Replica) validate(b *chain.Block, bcid cid.Cid, fresh bool) (*execution
 	}
 	c.execs[bcid] = e
 	return e, nil
+}
+
+// checkFreshTime is the time rule for a block proposed fresh in the
+// current view: its time is within Δ of this node's clock. Ahead, a fast
+// leader would run chain time into the future; behind, a slow leader would
+// hold it back (prev + 1 ms a block), and expiries and windows would stop
+// moving. Refusing it leaves the waiting transactions waiting, so an honest
+// quorum replaces that leader by a view change. An honest leader's block
+// time, max(prev + 1, now), is never behind its own clock. Re-proposed and
+// synced blocks keep their time and are not checked.
+func (c *Replica) checkFreshTime(t int64) error {
+	now, skew := c.nowMs(), c.params.MaxClockSkewMs
+	switch {
+	case t > now+skew:
+		return fmt.Errorf("%w: block time %d more than Δ ahead of this node's clock %d", ErrInvalidBlock, t, now)
+	case t < now-skew:
+		return fmt.Errorf("%w: block time %d more than Δ behind this node's clock %d", ErrInvalidBlock, t, now)
+	}
+	return nil
 }
 
 // execute runs a block on a clone of the committed state and checks the

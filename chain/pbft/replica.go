@@ -405,11 +405,15 @@ func (c *Replica) broadcast(m *Message) { c.out.Messages = append(c.out.Messages
 // Tick passes the time, now in ms since 1970 UTC: heartbeats,
 // view-change timers, the pace of empty blocks.
 func (c *Replica) Tick(now int64) {
+	prev := c.now
 	if now > c.now {
 		c.now = now
 	}
 	if !c.isValidator() {
 		return
+	}
+	if gap := c.now - prev; gap > c.cfg.ViewChangeTimeoutMs {
+		c.resumed(gap)
 	}
 	if c.now >= c.nextHeartbeat {
 		c.nextHeartbeat = c.now + c.cfg.HeartbeatIntervalMs
@@ -433,6 +437,23 @@ func (c *Replica) Tick(now int64) {
 		c.startViewChange(c.view+1, "leader silent")
 	case (c.now-c.viewStart) > c.cfg.RequestTimeoutMs && c.censored():
 		c.startViewChange(c.view+1, "transactions left waiting")
+	}
+}
+
+// resumed restarts the timers after a gap of gap ms since the previous
+// Tick, longer than the view-change timeout: this node was paused or
+// starved, so what it did not hear in that time says nothing about the
+// leader. The leader, a slot in flight and the waiting transactions get a
+// full timeout from now, and a view change in progress keeps the time it
+// had left; a leader that is really silent is suspected one timeout later.
+func (c *Replica) resumed(gap int64) {
+	c.log.Warn("no tick for longer than the view-change timeout: timers restarted", "gap_ms", gap)
+	c.leaderSeen, c.viewStart = c.now, c.now
+	if c.slot != nil {
+		c.slotStart = c.now
+	}
+	if c.changing {
+		c.viewDeadline += gap
 	}
 }
 

@@ -276,3 +276,50 @@ func submitAndWait(t *testing.T, net *benchNet, tx *chain.Tx) {
 	}
 	t.Fatal("transaction not committed")
 }
+
+// TestSlowClockLeaderReplaced runs the leader of view 0 with a clock 5
+// minutes behind the others. Its block times, prev + 1 ms each, soon lag
+// the honest clocks by more than Δ; the backups refuse them, and a view
+// change hands the chain to an honest leader. From the first block
+// committed after that view change on, every block time is within Δ of
+// the honest clocks when the block commits, and chain time keeps up.
+func TestSlowClockLeaderReplaced(t *testing.T) {
+	sc := quietScenario(23, 4)
+	ids := newWorld(t, 4, 2, simParams()).nodeIDs[:4]
+	slow := 0
+	for i, id := range ids {
+		if string(id) < string(ids[slow]) {
+			slow = i // the leader of view 0: the lowest ID
+		}
+	}
+	sc.skew[slow] = -5 * time.Minute
+	sc.faultPhase, sc.healPhase = 4*time.Second, 8*time.Second
+	s := runScenario(t, sc)
+	if got := string(s.nodes[slow].core.leaderOf(0)); got != string(ids[slow]) {
+		t.Fatalf("node %d does not lead view 0", slow)
+	}
+	delta := s.w.genesis.Params.MaxClockSkewMs
+	honestClock := func(at time.Duration) int64 { return simGenesisTime + (time.Second + at).Milliseconds() }
+	blocks := s.committed()
+	changed, checked := false, 0
+	for _, cb := range blocks {
+		h := cb.Block.Header.Height
+		changed = changed || cb.Cert.View > 0
+		if !changed {
+			continue
+		}
+		checked++
+		if lag := honestClock(s.check.committedAt[h]) - cb.Block.Header.Time; lag > delta || lag < -delta {
+			t.Errorf("block %d (view %d, proposer %x) committed with time %d ms off the honest clocks (Δ %d)",
+				h, cb.Cert.View, cb.Block.Header.Proposer, -lag, delta)
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("%d blocks committed after a view change, of %d", checked, len(blocks))
+	}
+	end := honestClock(sc.faultPhase + sc.healPhase)
+	if last := blocks[len(blocks)-1].Block.Header.Time; end-last > 2*delta {
+		t.Fatalf("chain time %d ms behind the honest clocks at the end", end-last)
+	}
+	t.Logf("%d blocks, %d after the first view change, last commit view %d", len(blocks), checked, blocks[len(blocks)-1].Cert.View)
+}

@@ -563,6 +563,7 @@ type checker struct {
 	s             *sim
 	blocks        map[uint64]*chain.Block
 	cids          map[uint64]cid.Cid
+	committedAt   map[uint64]time.Duration // when an honest node first committed a height
 	txAt          map[cid.Cid]uint64
 	submitted     map[cid.Cid]bool
 	votes         map[voteSlotBy]cid.Cid
@@ -573,7 +574,7 @@ type checker struct {
 }
 
 func newChecker(s *sim) *checker {
-	return &checker{s: s, blocks: map[uint64]*chain.Block{}, cids: map[uint64]cid.Cid{}, txAt: map[cid.Cid]uint64{},
+	return &checker{s: s, blocks: map[uint64]*chain.Block{}, cids: map[uint64]cid.Cid{}, committedAt: map[uint64]time.Duration{}, txAt: map[cid.Cid]uint64{},
 		submitted: map[cid.Cid]bool{}, votes: map[voteSlotBy]cid.Cid{}, vcs: map[string][32]byte{}}
 }
 
@@ -597,7 +598,7 @@ func (k *checker) ready(n *simNode, rd *Ready) {
 			k.fail("agreement: node %d committed %s at height %d, another honest node %s", n.idx, bcid, h, prev)
 		}
 		if _, ok := k.cids[h]; !ok {
-			k.cids[h], k.blocks[h] = bcid, cb.Block
+			k.cids[h], k.blocks[h], k.committedAt[h] = bcid, cb.Block, k.s.now
 			k.newBlock(n, cb)
 		}
 	}
