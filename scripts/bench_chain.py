@@ -184,7 +184,9 @@ def disk(net):
     before2 = net.disk(v)
     r = net.bench(4000, 10, "anchor")
     sat = net.disk(v) - before2
-    # Idle: no growth in blocks.
+    # Idle: once the backlog has committed, no growth in blocks.
+    net.wait(lambda: all(net.status(x)["Mempool"] == 0 for x in net.validators()), 120, "the mempools to empty")
+    time.sleep(1)
     h2 = net.status(v)["Height"]
     time.sleep(10)
     h3 = net.status(v)["Height"]
