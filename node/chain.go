@@ -641,9 +641,6 @@ func (c *chainNode) publish() {
 	c.status.Store(c.buildStatus())
 }
 
-// committedState returns the last committed state; nobody writes to it.
-func (c *chainNode) committedState() chain.State { return c.state.Load().s }
-
 // IsMember implements p2p.Membership from the committed state.
 func (c *chainNode) IsMember(p peer.ID) bool {
 	box := c.state.Load()
