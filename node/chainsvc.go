@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,8 +72,18 @@ func (c *chainNode) forward(ctx context.Context, txs []*chain.Tx) ([]error, erro
 		raw[i] = b
 	}
 	st := c.status.Load()
+	vals := append([]ValidatorStatus(nil), st.Validators...)
+	slices.SortStableFunc(vals, func(a, b ValidatorStatus) int {
+		switch {
+		case a.Leader == b.Leader:
+			return 0
+		case a.Leader:
+			return -1
+		}
+		return 1
+	})
 	var lastErr error
-	for _, v := range st.Validators {
+	for _, v := range vals {
 		if v.Self {
 			continue
 		}
