@@ -118,6 +118,10 @@ type chainNode struct {
 	// it has written.
 	toStore chan pbft.Committed
 	stored  atomic.Uint64
+	// storedMu guards storedCh, closed and replaced at each stored block,
+	// for readers that wait for a height (waitStored).
+	storedMu sync.Mutex
+	storedCh chan struct{}
 
 	// Published for other goroutines.
 	state   atomic.Pointer[stateBox]
@@ -155,6 +159,7 @@ func openChain(o chainOptions) (*chainNode, error) {
 		inbox: make(chan inbound, inboxSize), txInbox: make(chan inbound, txInboxSize), stopped: make(chan struct{}), submits: make(chan *submission, 64), synced: make(chan syncResult, 1),
 		followers: map[peer.ID]time.Time{}, pending: map[cid.Cid]time.Time{},
 		verifier: pbft.NewVerifier(pbft.VerifierConfig{}), toStore: make(chan pbft.Committed, storeQueue),
+		storedCh: make(chan struct{}),
 	}
 	c.waiters.init()
 	c.blocks.init()
@@ -563,8 +568,43 @@ func (c *chainNode) runStore(ctx context.Context) error {
 		if err := c.store.Commit(cb); err != nil {
 			return fmt.Errorf("chain store: %w", err)
 		}
-		c.stored.Store(cb.Block.Header.Height)
+		c.setStored(cb.Block.Header.Height)
 		c.announce(cb)
+	}
+}
+
+func (c *chainNode) setStored(h uint64) {
+	c.stored.Store(h)
+	c.storedMu.Lock()
+	close(c.storedCh)
+	c.storedCh = make(chan struct{})
+	c.storedMu.Unlock()
+}
+
+// waitStored waits until the store holds height h, if the core has
+// committed it: an API reader who saw a height in the status can read
+// its block although the store writes behind the core.
+func (c *chainNode) waitStored(ctx context.Context, h uint64) {
+	st := c.status.Load()
+	if st == nil || h > st.Height {
+		return
+	}
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for c.stored.Load() < h {
+		c.storedMu.Lock()
+		ch := c.storedCh
+		c.storedMu.Unlock()
+		if c.stored.Load() >= h {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-timeout.C:
+			return
+		}
 	}
 }
 
@@ -577,7 +617,7 @@ func (c *chainNode) flushStore() error {
 			if err := c.store.Commit(cb); err != nil {
 				return fmt.Errorf("chain store: %w", err)
 			}
-			c.stored.Store(cb.Block.Header.Height)
+			c.setStored(cb.Block.Header.Height)
 			c.announce(cb)
 		default:
 			return nil

@@ -88,6 +88,7 @@ func (d *Daemon) apiChainBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("want ?height=N with N ≥ 1"))
 		return
 	}
+	d.chain.waitStored(r.Context(), h)
 	cb, err := d.chain.store.Committed(h)
 	if err != nil {
 		writeError(w, chainStatusOf(err), err)
