@@ -124,6 +124,10 @@ type chainNode struct {
 	storedCh chan struct{}
 
 	// Published for other goroutines.
+	// mempool is the core's mempool size after the loop's last step, for
+	// Submit to refuse work it could not take before decoding and
+	// verifying it.
+	mempool atomic.Int64
 	state   atomic.Pointer[stateBox]
 	status  atomic.Pointer[ChainStatus]
 	seen    sync.Map // peer.ID → time.Time of its last frame
@@ -512,7 +516,9 @@ func (c *chainNode) handleReady(ctx context.Context, g *errgroup.Group) error {
 	if changed {
 		c.publish()
 	}
-	c.metrics.mempool.Set(float64(c.replica.MempoolSize()))
+	n := c.replica.MempoolSize()
+	c.mempool.Store(int64(n))
+	c.metrics.mempool.Set(float64(n))
 	return nil
 }
 

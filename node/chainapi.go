@@ -234,6 +234,12 @@ func (d *Daemon) apiChainSubmit(w http.ResponseWriter, r *http.Request) {
 // submitEncoded decodes, submits and, when asked, waits for commits.
 func (c *chainNode) submitEncoded(ctx context.Context, raw [][]byte, wait bool, timeout time.Duration) ([]SubmitResult, error) {
 	res := make([]SubmitResult, len(raw))
+	if c.mempoolFull() {
+		for i := range res {
+			res[i].Error, res[i].Busy = pbft.ErrBusy.Error(), true
+		}
+		return res, nil
+	}
 	var txs []*chain.Tx
 	var at []int
 	var ids []cid.Cid

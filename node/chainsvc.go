@@ -20,6 +20,12 @@ import (
 // handleTxs serves /auditnet/tx/1: a member submits encoded transactions.
 func (c *chainNode) handleTxs(ctx context.Context, from peer.ID, raw [][]byte) []p2p.TxResult {
 	out := make([]p2p.TxResult, len(raw))
+	if c.mempoolFull() {
+		for i := range out {
+			out[i] = txResult(pbft.ErrBusy)
+		}
+		return out
+	}
 	txs := make([]*chain.Tx, 0, len(raw))
 	at := make([]int, 0, len(raw))
 	for i, b := range raw {

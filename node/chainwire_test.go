@@ -2,8 +2,11 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
@@ -11,6 +14,7 @@ import (
 	"auditnet/chain"
 	"auditnet/chain/pbft"
 	"auditnet/internal/dagcbor"
+	"auditnet/p2p"
 )
 
 func testLink(t testing.TB, s string) dagcbor.Link {
@@ -110,4 +114,45 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("frame %x re-encodes as %x", b, again)
 		}
 	})
+}
+
+// TestFullMempoolRefusesBeforeDecoding checks admission control beyond
+// saturation: once a validator's mempool is full, every submission (over
+// HTTP or /auditnet/tx/1) is answered busy without being decoded or
+// verified, so an overloaded node spends nothing on work it cannot take.
+// The bytes here are not transactions at all: a node that decoded them
+// would answer "invalid".
+func TestFullMempoolRefusesBeforeDecoding(t *testing.T) {
+	c := &chainNode{opts: chainOptions{Timers: ChainTimers{MempoolTxs: 10}}}
+	c.status.Store(&ChainStatus{Validator: true})
+	raw := [][]byte{[]byte("not a tx"), {0xa2}}
+
+	c.mempool.Store(10)
+	res, err := c.submitEncoded(context.Background(), raw, false, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if !r.Busy || !strings.Contains(r.Error, "busy") {
+			t.Fatalf("HTTP submission %d with a full mempool: %+v, want busy", i, r)
+		}
+	}
+	for i, r := range c.handleTxs(context.Background(), "", raw) {
+		if r.Code != p2p.TxBusy {
+			t.Fatalf("tx/1 submission %d with a full mempool: %+v, want busy", i, r)
+		}
+	}
+
+	// One below the limit, the same bytes are decoded and refused as
+	// invalid: the gate is the mempool's size, not the node.
+	c.mempool.Store(9)
+	res, err = c.submitEncoded(context.Background(), raw, false, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Busy || r.Error == "" {
+			t.Fatalf("HTTP submission %d of garbage with room: %+v, want a decode error", i, r)
+		}
+	}
 }

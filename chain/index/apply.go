@@ -6,7 +6,6 @@ import (
 	"math"
 
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 
 	"auditnet/chain"
 )
@@ -64,7 +63,10 @@ func (ix *Index) Apply(height uint64, blk *chain.Block, outcomes []chain.Outcome
 	}
 	batch.Put(timeKey(blk.Header.Time, height), nil)
 	batch.Put(keyLast, lastRecord(height, blk.Header.Time))
-	if err := ix.db.Write(batch, &opt.WriteOptions{Sync: true}); err != nil {
+	// Not synced: the index is derived from the chain store, and a block
+	// lost from it in a crash is applied again from the store when the
+	// node starts (the batch carries keyLast, so it is all or nothing).
+	if err := ix.db.Write(batch, nil); err != nil {
 		return fmt.Errorf("index: write block %d: %w", height, err)
 	}
 	ix.lastTime = blk.Header.Time

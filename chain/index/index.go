@@ -36,7 +36,14 @@ type Index struct {
 
 // Open opens (creating if needed) the index in dir.
 func Open(dir string) (*Index, error) {
-	db, err := leveldb.OpenFile(dir, &opt.Options{Filter: filter.NewBloomFilter(10)})
+	// Keys and values are hashes, peer IDs and CIDs, which do not
+	// compress; a larger memtable than the default 4 MiB means less
+	// compaction per block.
+	db, err := leveldb.OpenFile(dir, &opt.Options{
+		Filter:      filter.NewBloomFilter(10),
+		Compression: opt.NoCompression,
+		WriteBuffer: 16 << 20,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}

@@ -83,6 +83,19 @@ type Store struct {
 	failed error
 }
 
+// dbOptions are the store's leveldb options. What it holds is hashes,
+// signatures and CIDs, which do not compress, so blocks are written as
+// they are rather than through snappy, and a larger memtable than the
+// default 4 MiB (a block of 2,000 txs is about 1 MiB with its state diff)
+// means fewer, larger level-0 tables and less compaction per block.
+func dbOptions() *opt.Options {
+	return &opt.Options{
+		Filter:      filter.NewBloomFilter(10),
+		Compression: opt.NoCompression,
+		WriteBuffer: 16 << 20,
+	}
+}
+
 // Open opens (creating if needed) the store in cfg.Dir and checks that
 // what it holds is one consistent chain of cfg.Genesis: the head record
 // names the last block stored, and the state loaded from disk has the
@@ -92,7 +105,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	start := time.Now()
-	db, err := leveldb.OpenFile(cfg.Dir, &opt.Options{Filter: filter.NewBloomFilter(10)})
+	db, err := leveldb.OpenFile(cfg.Dir, dbOptions())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
 	}
