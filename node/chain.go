@@ -43,8 +43,11 @@ var ErrWALMissing = errors.New("chain data exists but its write-ahead log is mis
 // Loop sizes: how many inbound messages the loop takes before it handles
 // Ready (so one fsync covers them all), and how many wait for it.
 const (
-	inboxSize     = 1024
-	txInboxSize   = 4096
+	inboxSize   = 1024
+	txInboxSize = 4096
+	// txVerifySize bounds the forwarded-transaction messages waiting for
+	// their signature check; beyond it they are dropped.
+	txVerifySize  = 64
 	drainBatch    = 512
 	tickInterval  = 10 * time.Millisecond
 	syncBatch     = 256
@@ -97,6 +100,12 @@ type chainNode struct {
 	// delay the votes that commit them into a view change.
 	inbox   chan inbound
 	txInbox chan inbound
+	// txVerify carries forwarded-transaction messages from the peers'
+	// readers to runTxVerifier, which checks their signatures, so that a
+	// reader never waits on a signature check or a full txInbox: a
+	// proposal, vote or heartbeat behind a batch of transactions on the
+	// same stream is read at once.
+	txVerify chan inbound
 	// stopped is closed when the loop returns, so readers blocked on a
 	// full inbox give up.
 	stopped chan struct{}
@@ -160,7 +169,7 @@ func openChain(o chainOptions) (*chainNode, error) {
 	}
 	c := &chainNode{
 		opts: o, log: o.Logger, genesis: o.Genesis,
-		inbox: make(chan inbound, inboxSize), txInbox: make(chan inbound, txInboxSize), stopped: make(chan struct{}), submits: make(chan *submission, 64), synced: make(chan syncResult, 1),
+		inbox: make(chan inbound, inboxSize), txInbox: make(chan inbound, txInboxSize), txVerify: make(chan inbound, txVerifySize), stopped: make(chan struct{}), submits: make(chan *submission, 64), synced: make(chan syncResult, 1),
 		followers: map[peer.ID]time.Time{}, pending: map[cid.Cid]time.Time{},
 		verifier: pbft.NewVerifier(pbft.VerifierConfig{}), toStore: make(chan pbft.Committed, storeQueue),
 		storedCh: make(chan struct{}),
@@ -304,6 +313,7 @@ func (c *chainNode) Run(ctx context.Context) error {
 	g.Go(func() error { return c.txs.Run(gctx) })
 	g.Go(func() error { return c.syncSvc.Run(gctx) })
 	g.Go(func() error { return c.runStore(gctx) })
+	g.Go(func() error { return c.runTxVerifier(gctx) })
 	g.Go(func() error {
 		defer close(c.stopped)
 		return c.loop(gctx, g)

@@ -105,23 +105,59 @@ func (c *chainNode) deliver(from peer.ID, frame []byte) error {
 		c.log.Warn("bad frame from peer", "peer", from, "err", err)
 		return err
 	}
+	in.from = from
+	c.seen.Store(from, time.Now())
+	if in.msg != nil && len(in.msg.Txs) > 0 {
+		c.forwarded(in)
+		return nil
+	}
 	if in.msg != nil {
 		// What fails stays unmarked, and the core refuses it.
 		if err := c.verifier.VerifyMessage(in.msg); err != nil {
 			c.log.Warn("bad signature from peer", "peer", from, "err", err)
 		}
 	}
-	in.from = from
-	c.seen.Store(from, time.Now())
-	ch := c.inbox
-	if in.msg != nil && len(in.msg.Txs) > 0 {
-		ch = c.txInbox
-	}
 	select {
-	case ch <- in:
+	case c.inbox <- in:
 		return nil
 	case <-c.stopped:
 		return errStopping
+	}
+}
+
+// forwarded hands a message of transactions another validator forwarded
+// to runTxVerifier without waiting. Forwarding is best effort: when this
+// validator is saturated (the verifier's queue is full) the message is
+// dropped and counted, and the transactions stay with the validator that
+// forwarded them, which forwards those that wait too long again before it
+// suspects the leader. (A full mempool does not drop them: the core takes
+// forwarded transactions beyond its limit for clients.)
+func (c *chainNode) forwarded(in inbound) {
+	select {
+	case c.txVerify <- in:
+	default:
+		c.metrics.forwardDropped.Add(float64(len(in.msg.Txs)))
+	}
+}
+
+// runTxVerifier checks the signatures of forwarded transactions, in
+// batches, and passes them to the loop.
+func (c *chainNode) runTxVerifier(ctx context.Context) error {
+	for {
+		var in inbound
+		select {
+		case <-ctx.Done():
+			return nil
+		case in = <-c.txVerify:
+		}
+		if err := c.verifier.VerifyMessage(in.msg); err != nil {
+			c.log.Warn("bad signature from peer", "peer", in.from, "err", err)
+		}
+		select {
+		case c.txInbox <- in:
+		case <-ctx.Done():
+			return nil
+		}
 	}
 }
 

@@ -3,13 +3,16 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
+	dto "github.com/prometheus/client_model/go"
 
 	"auditnet/chain"
 	"auditnet/chain/pbft"
@@ -154,5 +157,61 @@ func TestFullMempoolRefusesBeforeDecoding(t *testing.T) {
 		if r.Busy || r.Error == "" {
 			t.Fatalf("HTTP submission %d of garbage with room: %+v, want a decode error", i, r)
 		}
+	}
+}
+
+// TestForwardedTxsNeverBlockTheReader: a peer's reader hands forwarded
+// transactions to the verifier's queue without waiting; when the queue is
+// full they are dropped and counted, and the consensus frame behind them
+// on the same stream reaches the loop at once. (Before, the reader checked
+// their signatures itself and waited on a full txInbox, so a proposal or
+// heartbeat behind a flood of transactions arrived late enough to look
+// like a silent leader.)
+func TestForwardedTxsNeverBlockTheReader(t *testing.T) {
+	c := &chainNode{
+		log:      slog.New(slog.DiscardHandler),
+		verifier: pbft.NewVerifier(pbft.VerifierConfig{}),
+		inbox:    make(chan inbound, 1),
+		txInbox:  make(chan inbound), // nobody reads it
+		txVerify: make(chan inbound, 1),
+		stopped:  make(chan struct{}),
+	}
+	c.metrics = newChainMetrics(c)
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := chain.NewSigner(key)
+	tx := chain.Tx{Body: chain.TxBody{Chain: "c", Kind: chain.KindAnchor, Sender: signer.ID(), Expires: 10, Nonce: 1,
+		Anchor: &chain.Anchor{Root: testLink(t, "d"), Size: 1, Name: "d", Policy: chain.PolicyOpen}}}
+	if err := tx.Sign(signer); err != nil {
+		t.Fatal(err)
+	}
+	txFrame, err := encodeMessageFrame(&pbft.Message{Txs: []chain.Tx{tx}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := c.deliver("peer", txFrame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var dropped dto.Metric
+	if err := c.metrics.forwardDropped.Write(&dropped); err != nil {
+		t.Fatal(err)
+	}
+	if got := dropped.GetCounter().GetValue(); got != 2 {
+		t.Fatalf("%v forwarded transactions counted dropped, want 2 (the queue holds one)", got)
+	}
+	if err := c.deliver("peer", seedFrames(t)[0]); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case in := <-c.inbox:
+		if in.msg == nil || in.msg.Heartbeat == nil {
+			t.Fatalf("the loop got %+v, want the heartbeat", in)
+		}
+	default:
+		t.Fatal("the heartbeat behind the transactions did not reach the loop's inbox")
 	}
 }

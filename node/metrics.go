@@ -17,7 +17,9 @@ type chainMetrics struct {
 	committedTxs  prometheus.Counter
 	syncedBlocks  prometheus.Counter
 	dropped       prometheus.Counter
-	walSync       prometheus.Histogram
+	// forwardDropped counts forwarded transactions dropped unverified.
+	forwardDropped prometheus.Counter
+	walSync        prometheus.Histogram
 }
 
 func newChainMetrics(c *chainNode) *chainMetrics {
@@ -42,6 +44,10 @@ func newChainMetrics(c *chainNode) *chainMetrics {
 		}),
 		syncedBlocks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "auditnet_chain_synced_blocks_total", Help: "Blocks fetched from peers over /auditnet/sync/1.",
+		}),
+		forwardDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "auditnet_chain_forwarded_txs_dropped_total",
+			Help: "Transactions other validators forwarded that this one dropped unverified because it was saturated (its verifier queue full); the sender forwards them again before it suspects the leader.",
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "auditnet_chain_dropped_frames_total", Help: "Consensus frames dropped because a peer's send queue was full.",
@@ -68,7 +74,7 @@ func newChainMetrics(c *chainNode) *chainMetrics {
 		return 0
 	})
 	m.registry.MustRegister(m.height, m.viewChanges, m.commitLatency, m.mempool, m.committedTxs,
-		m.syncedBlocks, m.dropped, m.walSync, lag, view,
+		m.syncedBlocks, m.dropped, m.forwardDropped, m.walSync, lag, view,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -306,7 +306,11 @@ func (c *Replica) admit(tx *chain.Tx, fromClient bool) error {
 	if c.mempool.has(id) {
 		return nil
 	}
-	if err := c.mempool.room(tx); err != nil {
+	peers := 1
+	if !fromClient {
+		peers = len(c.vals.Members)
+	}
+	if err := c.mempool.room(tx, peers); err != nil {
 		return err
 	}
 	if err := c.machine.Check(tx, c.height+1); err != nil {

@@ -23,8 +23,11 @@ type entry struct {
 	size    int
 	arrived int64
 	// height is the committed height when it arrived.
-	height  uint64
-	removed bool
+	height uint64
+	// reforwarded is set once this node forwarded it again, because it
+	// waited too long; arrived and height count from then.
+	reforwarded bool
+	removed     bool
 }
 
 func newMempool(max int, perSender uint64) *mempool {
@@ -43,8 +46,19 @@ func senderKey(tx *chain.Tx) string {
 }
 
 // room returns ErrBusy if the mempool, or the sender's quota, is full.
-func (p *mempool) room(tx *chain.Tx) error {
-	if p.live >= p.max || (p.perSender > 0 && p.senders[senderKey(tx)] >= p.perSender) {
+// Limits apply in full to a client's transaction; one another validator
+// forwarded, which that validator admitted under its own limits, may
+// take up to peers times them. Were it refused, the forwarding validator
+// would hold a transaction the leader never saw and, once it waited too
+// long, suspect a leader that was only as busy as everyone: under
+// saturation each validator's clients are refused instead. Memory stays
+// bounded, by peers times the limits.
+func (p *mempool) room(tx *chain.Tx, peers int) error {
+	max, perSender := p.max, p.perSender
+	if peers > 1 {
+		max, perSender = max*peers, perSender*uint64(peers)
+	}
+	if p.live >= max || (perSender > 0 && p.senders[senderKey(tx)] >= perSender) {
 		return ErrBusy
 	}
 	return nil

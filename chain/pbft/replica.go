@@ -572,26 +572,44 @@ func (c *Replica) requestSync(from []byte) {
 // node holds that is still valid: it waited longer than RequestTimeoutMs,
 // or blocks went by without it, more than the backlog ahead of it
 // explains (one block takes MaxBlockTxs; without this a leader could leave
-// a transaction out until it expires, faster than any timer). Those that
-// became invalid since they were admitted (a grant whose dataset another
-// grant changed, say) are dropped on the way.
+// a transaction out until it expires, faster than any timer). Before it
+// suspects the leader over a transaction, the node forwards it to the
+// validators once more and gives it the same wait again: forwarding is
+// best effort, and a saturated leader may have dropped it unread. Those
+// that became invalid since they were admitted (a grant whose dataset
+// another grant changed, say) are dropped on the way.
 func (c *Replica) censored() bool {
-	for {
-		e := c.mempool.oldestEntry()
-		if e == nil {
-			return false
-		}
+	backlog := uint64(c.mempool.len())/c.params.MaxBlockTxs + 3
+	overdue := func(e *entry) bool {
 		// Waiting counts from the later of its arrival and the start of
 		// this view: a new leader gets its own chance.
-		backlog := uint64(c.mempool.len())/c.params.MaxBlockTxs + 3
-		if c.now-max(e.arrived, c.viewStart) <= c.cfg.RequestTimeoutMs && c.height <= max(e.height, c.viewHeight)+backlog {
-			return false
+		return c.now-max(e.arrived, c.viewStart) > c.cfg.RequestTimeoutMs || c.height > max(e.height, c.viewHeight)+backlog
+	}
+	var invalid []cid.Cid
+	defer func() {
+		for _, id := range invalid {
+			c.mempool.remove(id)
 		}
-		if err := c.machine.Check(e.tx, c.height+1); err == nil {
+	}()
+	for _, e := range c.mempool.order {
+		switch {
+		case e.removed:
+			continue
+		case !overdue(e):
+			if e.reforwarded {
+				continue // its wait restarted; older ones may follow
+			}
+			return false // those behind it arrived later
+		case c.machine.Check(e.tx, c.height+1) != nil:
+			invalid = append(invalid, e.id)
+		case !e.reforwarded:
+			e.reforwarded, e.arrived, e.height = true, c.now, c.height
+			c.forward = append(c.forward, e.tx)
+		default:
 			return true
 		}
-		c.mempool.remove(e.id)
 	}
+	return false
 }
 
 // logSize counts the entries of the core's message logs, which must stay
