@@ -41,6 +41,10 @@ func Encode(v any) ([]byte, cid.Cid, error) {
 	return b, cidOf(b), nil
 }
 
+// Marshal is Encode without the CID, for callers that need only the
+// bytes (hashing them for a CID is most of the cost of a small value).
+func Marshal(v any) ([]byte, error) { return dagcbor.Marshal(v) }
+
 // decode decodes canonical bytes of at most limit bytes into v.
 func decode(b []byte, limit int, v any) error {
 	if len(b) > limit {

@@ -52,8 +52,7 @@ func ResultsRoot(outcomes []Outcome) ([]byte, error) {
 
 // encodeOutcome is an outcome's leaf: its canonical encoding.
 func encodeOutcome(o *Outcome) ([]byte, error) {
-	b, _, err := Encode(o)
-	return b, err
+	return Marshal(o)
 }
 
 // ErrInvalidTx is wrapped by Check's refusals: such a transaction is never

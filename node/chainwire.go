@@ -41,11 +41,11 @@ func encodeMessageFrame(m *pbft.Message) ([]byte, error) {
 
 // encodeBlockFrame is kind, uvarint length of the block, block, cert.
 func encodeBlockFrame(cb *pbft.Committed) ([]byte, error) {
-	blk, _, err := chain.Encode(cb.Block)
+	blk, err := chain.Marshal(cb.Block)
 	if err != nil {
 		return nil, err
 	}
-	cert, _, err := chain.Encode(cb.Cert)
+	cert, err := chain.Marshal(cb.Cert)
 	if err != nil {
 		return nil, err
 	}

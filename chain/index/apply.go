@@ -55,7 +55,8 @@ func (ix *Index) Apply(height uint64, blk *chain.Block, outcomes []chain.Outcome
 	if err != nil {
 		return fmt.Errorf("index: block %d: %w", height, err)
 	}
-	batch := new(leveldb.Batch)
+	batch := &ix.wb
+	batch.Reset()
 	for i := range events {
 		if err := putEvent(batch, &events[i]); err != nil {
 			return fmt.Errorf("index: block %d: %w", height, err)

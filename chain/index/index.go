@@ -28,8 +28,10 @@ type Index struct {
 	// mu guards closed: methods hold it shared, Close exclusively.
 	mu     sync.RWMutex
 	closed bool
-	// applyMu serialises Apply; lastTime is guarded by it.
+	// applyMu serialises Apply; lastTime and wb, Apply's write batch,
+	// reset and reused from block to block, are guarded by it.
 	applyMu  sync.Mutex
+	wb       leveldb.Batch
 	last     atomic.Uint64
 	lastTime int64
 }

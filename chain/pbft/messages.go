@@ -131,7 +131,7 @@ var ErrMalformed = errors.New("pbft: malformed message")
 
 // EncodeMessage returns a message's canonical bytes.
 func EncodeMessage(m *Message) ([]byte, error) {
-	b, _, err := chain.Encode(m)
+	b, err := chain.Marshal(m)
 	return b, err
 }
 

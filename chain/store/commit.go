@@ -142,11 +142,11 @@ func (s *Store) check(c *pbft.Committed) (*nextBlock, error) {
 // batch is the write of one block.
 func (s *Store) batch(c *pbft.Committed, nb *nextBlock) (*leveldb.Batch, error) {
 	h := nb.header.Height
-	blk, _, err := chain.Encode(c.Block)
+	blk, err := chain.Marshal(c.Block)
 	if err != nil {
 		return nil, fmt.Errorf("encode block: %w", err)
 	}
-	cert, _, err := chain.Encode(c.Cert)
+	cert, err := chain.Marshal(c.Cert)
 	if err != nil {
 		return nil, fmt.Errorf("encode certificate: %w", err)
 	}
@@ -154,7 +154,8 @@ func (s *Store) batch(c *pbft.Committed, nb *nextBlock) (*leveldb.Batch, error) 
 	if err != nil {
 		return nil, fmt.Errorf("encode outcomes: %w", err)
 	}
-	b := new(leveldb.Batch)
+	b := &s.wb // Commit holds commitMu
+	b.Reset()
 	b.Put(heightKey(prefixBlock, h), blk)
 	b.Put(heightKey(prefixCert, h), cert)
 	b.Put(heightKey(prefixOutcomes, h), outcomes)

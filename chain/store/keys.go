@@ -103,7 +103,7 @@ type storedOutcomes struct {
 }
 
 func encodeOutcomes(o []chain.Outcome) ([]byte, error) {
-	b, _, err := chain.Encode(&storedOutcomes{Outcomes: o})
+	b, err := chain.Marshal(&storedOutcomes{Outcomes: o})
 	return b, err
 }
 
@@ -128,7 +128,7 @@ func decodeOutcomes(b []byte) ([]chain.Outcome, error) {
 const maxEpochChangeSize = chain.MaxCertSize + 64<<10
 
 func encodeEpochChange(ec *chain.EpochChange) ([]byte, error) {
-	b, _, err := chain.Encode(ec)
+	b, err := chain.Marshal(ec)
 	return b, err
 }
 

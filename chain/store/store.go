@@ -67,8 +67,12 @@ type Store struct {
 	// commitMu serialises Commit, the only writer of the fields below;
 	// it writes them holding headMu too, so that readers need only that.
 	commitMu sync.Mutex
-	headMu   sync.RWMutex
-	height   atomic.Uint64
+	// wb is Commit's write batch, reset and reused from block to block so
+	// that its buffer (about 1 MiB for a full block) is not grown anew by
+	// doubling each time; leveldb is done with it when Write returns.
+	wb     leveldb.Batch
+	headMu sync.RWMutex
+	height atomic.Uint64
 	// The last committed block, its certificate, the state after it, the
 	// validator sets in force and before, and every epoch change.
 	head     head

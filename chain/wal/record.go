@@ -18,7 +18,7 @@ func EncodeRecord(r pbft.Record) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("encode wal record: %w", err)
 	}
-	b, _, err := chain.Encode(&r)
+	b, err := chain.Marshal(&r)
 	if err != nil {
 		return Entry{}, fmt.Errorf("encode wal record: %w: %v", ErrBadRecord, err)
 	}
