@@ -93,7 +93,9 @@ func TestLostForwardIsSentAgainBeforeSuspicion(t *testing.T) {
 		if err := holder.Submit(tx); err != nil {
 			t.Fatal(err)
 		}
-		committed := func() bool { return vn.net.cores[vn.leader].Height() > 0 && !holder.mempool.has(id) && holder.Height() > 0 }
+		committed := func() bool {
+			return vn.net.cores[vn.leader].Height() > 0 && !holder.mempool.has(id) && holder.Height() > 0
+		}
 		if !f.run(3*DefaultRequestTimeoutMs, committed) {
 			t.Fatalf("not committed within %d ms (views %v, holder's mempool %d)", 3*DefaultRequestTimeoutMs, f.views(), holder.mempool.len())
 		}
