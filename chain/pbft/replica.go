@@ -418,7 +418,7 @@ func (c *Replica) Tick(now int64) {
 	if !c.isValidator() {
 		return
 	}
-	if gap := c.now - prev; gap > c.cfg.ViewChangeTimeoutMs {
+	if gap := c.now - prev; gap > c.cfg.ViewChangeTimeoutMs/2 {
 		c.resumed(gap)
 	}
 	if c.now >= c.nextHeartbeat {
@@ -447,13 +447,17 @@ func (c *Replica) Tick(now int64) {
 }
 
 // resumed restarts the timers after a gap of gap ms since the previous
-// Tick, longer than the view-change timeout: this node was paused or
-// starved, so what it did not hear in that time says nothing about the
-// leader. The leader, a slot in flight and the waiting transactions get a
+// Tick, longer than half the view-change timeout (a node ticks far more
+// often): this node was paused or starved, so what it did not hear in that
+// time says nothing about the leader. Half, not the whole timeout: after a
+// pause just shorter than the timeout, a leader last heard just before it
+// would be suspected at once, before this node reads the heartbeats that
+// wait for it, and it would ask alone for a view change the others do not
+// join. The leader, a slot in flight and the waiting transactions get a
 // full timeout from now, and a view change in progress keeps the time it
 // had left; a leader that is really silent is suspected one timeout later.
 func (c *Replica) resumed(gap int64) {
-	c.log.Warn("no tick for longer than the view-change timeout: timers restarted", "gap_ms", gap)
+	c.log.Warn("no tick for longer than half the view-change timeout: timers restarted", "gap_ms", gap)
 	c.leaderSeen, c.viewStart = c.now, c.now
 	if c.slot != nil {
 		c.slotStart = c.now
