@@ -68,6 +68,17 @@
 //     validator that commits the last block of an epoch while changing
 //     view signs its view change again, for the same view, in the new
 //     epoch (on a restart too, if its log lost that second one).
+//   - Rejoining a view: a validator that missed a NEW-VIEW (it was down,
+//     paused or cut off when the leader sent it) gets it from any
+//     validator in that view, which sends it when the laggard's heartbeat
+//     shows an earlier view or a view change to this one still under way
+//     (Heartbeat.Changing), or its view change asks for a view already
+//     started. The NEW-VIEW proves itself: the laggard checks it in full,
+//     as it would the leader's, fetches the blocks it lacks and starts
+//     the view (even past the view's first block), and votes again
+//     without the others changing view. One that has asked for a later
+//     view alone does not go back, having promised not to vote below it:
+//     it waits for the others to come to its view.
 //   - Equivocation: two votes of one validator for one slot and different
 //     blocks become an Evidence transaction (one per validator and epoch),
 //     which the chain records.

@@ -91,13 +91,18 @@ type SignedCheckpoint struct {
 
 // Heartbeat is a validator's signed statement of its view and committed
 // height, sent while the chain is idle: backups know the leader is alive,
-// and followers know their lag without new blocks.
+// followers know their lag without new blocks, and a validator that
+// started a view answers one that shows an earlier view, or a view change
+// to its view still under way, with that view's NEW-VIEW.
 type Heartbeat struct {
 	Chain  string       `cbor:"chain"`
 	Epoch  uint64       `cbor:"epoch"`
 	View   uint64       `cbor:"view"`
 	Height uint64       `cbor:"height"`
 	Block  dagcbor.Link `cbor:"block"`
+	// Changing says the validator is changing to View and has not
+	// started it yet.
+	Changing bool `cbor:"changing,omitempty"`
 }
 
 // SignedHeartbeat is a signed heartbeat.

@@ -171,6 +171,12 @@ type Replica struct {
 	myVC         *SignedViewChange
 	vcs          map[string]*SignedViewChange
 	pendingNV    *NewView
+	// installed is the NEW-VIEW that started the view this node is in
+	// (made or accepted here; not after a restart): it answers the
+	// validators that show they are in an earlier view, or still changing
+	// to this one, at most once per shareEveryMs each (shared).
+	installed *NewView
+	shared    map[string]int64
 
 	// The sequence number in flight, height+1.
 	slot     *slot
@@ -268,7 +274,7 @@ func New(cfg Config, now int64) (*Replica, error) {
 		vcs: map[string]*SignedViewChange{}, votes: map[voteSlot]map[string]*chain.SignedVote{},
 		execs: map[cid.Cid]*execution{}, signed: map[voteSlot]cid.Cid{}, future: map[string][]*Message{},
 		checkpoints: map[uint64]map[string]cid.Cid{}, cpBlocks: map[uint64]cid.Cid{}, verified: map[[32]byte]bool{},
-		evidence: map[voteSlotBy]bool{}, accused: map[string]uint64{}, heights: map[string]uint64{},
+		evidence: map[voteSlotBy]bool{}, accused: map[string]uint64{}, heights: map[string]uint64{}, shared: map[string]int64{},
 		leaderSeen: now, slotStart: now, viewStart: now,
 	}
 	m.SkipVerified(c.isVerified)
@@ -412,7 +418,7 @@ func (c *Replica) Tick(now int64) {
 	if !c.isValidator() {
 		return
 	}
-	if gap := c.now - prev; gap > c.cfg.ViewChangeTimeoutMs {
+	if gap := c.now - prev; gap > c.cfg.ViewChangeTimeoutMs/2 {
 		c.resumed(gap)
 	}
 	if c.now >= c.nextHeartbeat {
@@ -441,13 +447,17 @@ func (c *Replica) Tick(now int64) {
 }
 
 // resumed restarts the timers after a gap of gap ms since the previous
-// Tick, longer than the view-change timeout: this node was paused or
-// starved, so what it did not hear in that time says nothing about the
-// leader. The leader, a slot in flight and the waiting transactions get a
+// Tick, longer than half the view-change timeout (a node ticks far more
+// often): this node was paused or starved, so what it did not hear in that
+// time says nothing about the leader. Half, not the whole timeout: after a
+// pause just shorter than the timeout, a leader last heard just before it
+// would be suspected at once, before this node reads the heartbeats that
+// wait for it, and it would ask alone for a view change the others do not
+// join. The leader, a slot in flight and the waiting transactions get a
 // full timeout from now, and a view change in progress keeps the time it
 // had left; a leader that is really silent is suspected one timeout later.
 func (c *Replica) resumed(gap int64) {
-	c.log.Warn("no tick for longer than the view-change timeout: timers restarted", "gap_ms", gap)
+	c.log.Warn("no tick for longer than half the view-change timeout: timers restarted", "gap_ms", gap)
 	c.leaderSeen, c.viewStart = c.now, c.now
 	if c.slot != nil {
 		c.slotStart = c.now
@@ -458,7 +468,7 @@ func (c *Replica) resumed(gap int64) {
 }
 
 func (c *Replica) sendHeartbeat() {
-	hb := Heartbeat{Chain: c.chainID, Epoch: c.vals.Epoch, View: c.view, Height: c.height, Block: link(c.last)}
+	hb := Heartbeat{Chain: c.chainID, Epoch: c.vals.Epoch, View: c.view, Height: c.height, Block: link(c.last), Changing: c.changing}
 	signer, sig, err := sign(TagHeartbeat, &hb, c.key)
 	if err != nil {
 		c.log.Error("sign heartbeat", "err", err)
@@ -552,6 +562,9 @@ func (c *Replica) onHeartbeat(sh *SignedHeartbeat) error {
 	if hb.View == c.view && string(sh.Signer) == string(c.leaderOf(c.view)) {
 		c.leaderSeen = c.now
 	}
+	if hb.Epoch == c.vals.Epoch && (hb.View < c.view || (hb.View == c.view && hb.Changing)) {
+		c.shareView(sh.Signer)
+	}
 	// One block behind is normal while a commit is under way; a node
 	// stuck there for a heartbeat interval, or further behind, fetches.
 	if hb.Height > c.height+1 || hb.Epoch > c.vals.Epoch || (hb.Height > c.height && c.now-c.slotStart > c.cfg.HeartbeatIntervalMs) {
@@ -614,9 +627,10 @@ func (c *Replica) censored() bool {
 
 // logSize counts the entries of the core's message logs, which must stay
 // bounded whatever peers send: votes, buffered messages, view changes,
-// checkpoints, signed slots, executions and evidence seen.
+// checkpoints, signed slots, executions, evidence seen and the validators
+// this view's NEW-VIEW went to.
 func (c *Replica) logSize() int {
-	n := len(c.vcs) + len(c.signed) + len(c.execs) + len(c.evidence) + len(c.cpBlocks) + len(c.heights)
+	n := len(c.vcs) + len(c.signed) + len(c.execs) + len(c.evidence) + len(c.cpBlocks) + len(c.heights) + len(c.shared)
 	for _, byS := range c.votes {
 		n += len(byS)
 	}

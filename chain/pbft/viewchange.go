@@ -27,20 +27,33 @@ const maxBackoff = 4
 // node whose timers ran shorter would run views ahead of everyone and no
 // view would ever gather a quorum.
 func (c *Replica) viewChangeTimedOut() {
-	n := 0
-	for _, svc := range c.vcs {
-		if svc.ViewChange.View >= c.view {
-			n++
-		}
-	}
-	if n >= c.quorum() {
+	if c.askedAtLeast(c.view) >= c.quorum() {
 		c.startViewChange(c.view+1, "no new view in time")
 		return
 	}
-	c.viewDeadline = c.now + c.cfg.ViewChangeTimeoutMs<<min(c.attempts-1, maxBackoff)
+	c.viewDeadline = c.now + c.viewChangeTimeout()
 	if c.myVC != nil && c.myVC.ViewChange.View == c.view {
 		c.broadcast(&Message{ViewChange: c.myVC})
 	}
+}
+
+// askedAtLeast counts the validators whose view change this node holds
+// for view w or a later one.
+func (c *Replica) askedAtLeast(w uint64) int {
+	n := 0
+	for _, svc := range c.vcs {
+		if svc.ViewChange.View >= w {
+			n++
+		}
+	}
+	return n
+}
+
+// viewChangeTimeout is how long a view change may wait for its new view:
+// the configured timeout, doubled with each view change that brought no
+// progress.
+func (c *Replica) viewChangeTimeout() int64 {
+	return c.cfg.ViewChangeTimeoutMs << min(max(c.attempts, 1)-1, maxBackoff)
 }
 
 // startViewChange moves this node to view w and asks the others to follow.
@@ -52,7 +65,7 @@ func (c *Replica) startViewChange(w uint64, why string) {
 	c.view, c.changing = w, true
 	c.viewStart, c.viewHeight = c.now, c.height
 	c.attempts++
-	c.viewDeadline = c.now + c.cfg.ViewChangeTimeoutMs<<min(c.attempts-1, maxBackoff)
+	c.viewDeadline = c.now + c.viewChangeTimeout()
 	c.slot = nil
 	c.sendViewChange()
 	c.pruneViews(w)
@@ -104,7 +117,7 @@ func (c *Replica) viewChangeInNewEpoch() {
 		return
 	}
 	c.log.Info("view change carried into a new epoch", "view", c.view, "epoch", c.vals.Epoch, "height", c.height)
-	c.viewDeadline = c.now + c.cfg.ViewChangeTimeoutMs<<min(max(c.attempts, 1)-1, maxBackoff)
+	c.viewDeadline = c.now + c.viewChangeTimeout()
 	c.sendViewChange()
 	c.tryNewView()
 }
@@ -202,6 +215,12 @@ func (c *Replica) onViewChange(svc *SignedViewChange) error {
 		return ErrStale
 	}
 	if vc.Epoch < c.vals.Epoch || vc.View < c.view || (vc.View == c.view && !c.changing) {
+		// A validator asking for a view this node has started missed its
+		// NEW-VIEW: send it.
+		if vc.Epoch == c.vals.Epoch && !c.changing && c.vals.Members[string(svc.Signer)] &&
+			c.verifySigned(TagViewChange, &svc.ViewChange, svc.Signer, svc.Sig) == nil {
+			c.shareView(svc.Signer)
+		}
 		return ErrStale
 	}
 	if prev := c.vcs[string(svc.Signer)]; prev != nil && prev.ViewChange.View >= vc.View {
@@ -213,7 +232,15 @@ func (c *Replica) onViewChange(svc *SignedViewChange) error {
 	if vc.Height > c.height {
 		c.requestSync(svc.Signer)
 	}
+	before := c.askedAtLeast(c.view)
 	c.vcs[string(svc.Signer)] = svc
+	if q := c.quorum(); c.changing && c.isValidator() && before < q && c.askedAtLeast(c.view) >= q {
+		// As in PBFT, the new view's leader gets a full timeout from when
+		// a quorum asked for its view: a node that asked long before the
+		// others (a laggard, or one whose timer runs fast) must not time
+		// out at once and go on alone to the next view.
+		c.viewDeadline = max(c.viewDeadline, c.now+c.viewChangeTimeout())
+	}
 	// f+1 validators asking for views above this node's: at least one is
 	// honest, so join the smallest of them.
 	if c.isValidator() {
@@ -290,6 +317,7 @@ func (c *Replica) tryNewView() {
 	}
 	c.broadcast(&Message{NewView: nv})
 	c.enterView(c.view)
+	c.installed = nv
 	c.slot = &slot{view: c.view, block: block, cid: bcid}
 	c.checkPrepared()
 }
@@ -322,7 +350,8 @@ func (c *Replica) newViewBlock(vcs []*SignedViewChange) (*chain.Block, error) {
 func (c *Replica) enterView(v uint64) {
 	c.view, c.changing = v, false
 	c.viewStart, c.viewHeight = c.now, c.height
-	c.pendingNV = nil
+	c.pendingNV, c.installed = nil, nil
+	clear(c.shared)
 	c.slot = nil
 	c.slotStart, c.leaderSeen = c.now, c.now
 	for k, svc := range c.vcs {
@@ -348,6 +377,12 @@ func (c *Replica) pruneViews(v uint64) {
 	}
 }
 
+// onNewView starts the view a valid NEW-VIEW is for, if it is above this
+// node's view, or is the view it is changing to: a node never votes in a
+// view below one it asked for. That holds for a NEW-VIEW broadcast by the
+// view's leader and for one a peer sends a lagging node (shareView); the
+// lagging node may even be past the new view's first block, fetched since
+// with its certificate: it starts the view without voting on that block.
 func (c *Replica) onNewView(nv *NewView) error {
 	if nv.View < c.view || (nv.View == c.view && !c.changing) {
 		return ErrStale
@@ -382,17 +417,60 @@ func (c *Replica) onNewView(nv *NewView) error {
 			return err
 		}
 	}
-	if c.height > base+1 {
-		return ErrStale
-	}
 	if err := c.verifyVote(&p.Vote); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadViewChange, err)
 	}
 	c.enterView(nv.View)
+	c.installed = nv
 	c.attempts = 0
-	err := c.onProposal(p, true)
+	var err error
+	if c.height > base+1 {
+		// The view's first block, and others after it, committed while
+		// this node was away; it has them, certificates and all.
+		c.log.Info("joined a view started while this node lagged", "view", nv.View, "height", c.height, "base", base)
+	} else {
+		err = c.onProposal(p, true)
+	}
 	c.replayFuture()
 	return err
+}
+
+// shareEveryMs is how often a node sends the NEW-VIEW of its view to one
+// lagging validator at most: a node that must fetch blocks before it can
+// check the NEW-VIEW keeps it meanwhile (pendingNV).
+func (c *Replica) shareEveryMs() int64 { return c.cfg.ViewChangeTimeoutMs / 2 }
+
+// shareView sends the NEW-VIEW that started this node's view to the
+// validator to, whose heartbeat or view change showed it in an earlier
+// view, or still changing to this one. It missed the NEW-VIEW (it was
+// down, paused or cut off when the leader sent it), and without it would
+// wait in its view change, not voting, until the others changed view
+// again. The NEW-VIEW proves itself (a quorum's view changes and the
+// leader's signed proposal, which to checks in full as it would the
+// leader's), so any validator in the view may pass it on, and to starts
+// the view unless it asked for a later one.
+//
+// A node that asked for a later view alone (its timer fired with a stale
+// quorum of view changes) stays out: its view change promised that it
+// would vote in no lower view, and a new view's leader may count on that
+// promise (the view change may be among the quorum that decides what the
+// new view proposes), so voting here could let a block commit that a
+// later view does not know of. It waits for the others to come to its
+// view, where its view change counts. Sending the NEW-VIEW to a node
+// still changing to this view (Heartbeat.Changing) before its timer
+// fires, and restarting that timer when a quorum asks (onViewChange),
+// make that rare.
+func (c *Replica) shareView(to []byte) {
+	nv := c.installed
+	if nv == nil || c.changing || nv.View != c.view || nv.Proposal.Vote.Vote.Epoch != c.vals.Epoch ||
+		!c.isValidator() || string(to) == string(c.id) {
+		return
+	}
+	if last, ok := c.shared[string(to)]; ok && c.now-last < c.shareEveryMs() {
+		return
+	}
+	c.shared[string(to)] = c.now
+	c.out.Messages = append(c.out.Messages, Outbound{To: to, Msg: &Message{NewView: nv}})
 }
 
 // checkNewView re-derives what the new view must propose from its view

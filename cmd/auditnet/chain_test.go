@@ -143,7 +143,6 @@ func TestChainValidatorFaults(t *testing.T) {
 		c.agree(t, c.nodes...)
 		c.waitTxs(t, c.nodes, txIDs(c.commit(t, leader, 5)))
 		t.Run("the restarted validator joins the current view", func(t *testing.T) {
-			knownBug(t, "a validator that restarts after its peers changed view may ask alone for a later view and wait in that view change (ViewChanging, not voting) until the others change view again")
 			c.allInView(t, vals, 5*chainVCTimeout)
 		})
 		c.needsVote(t, leader)
@@ -418,15 +417,6 @@ func TestChainClockSkew(t *testing.T) {
 				behind(t)
 			})
 		})
-	}
-}
-
-// knownBug skips the rest of a test that a named bug in non-test code
-// makes fail; AUDITNET_TEST_KNOWN_BUGS=1 runs it anyway.
-func knownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("AUDITNET_TEST_KNOWN_BUGS") != "1" {
-		t.Skipf("known bug: %s (AUDITNET_TEST_KNOWN_BUGS=1 runs this)", bug)
 	}
 }
 
