@@ -317,9 +317,11 @@ func TestSlowClockLeaderReplaced(t *testing.T) {
 	if checked < 10 {
 		t.Fatalf("%d blocks committed after a view change, of %d", checked, len(blocks))
 	}
-	end := honestClock(sc.faultPhase + sc.healPhase)
-	if last := blocks[len(blocks)-1].Block.Header.Time; end-last > 2*delta {
-		t.Fatalf("chain time %d ms behind the honest clocks at the end", end-last)
+	// Clients submit until halfway through the heal phase; the chain is
+	// idle after that, so its time keeps up until then.
+	loadEnd := honestClock(sc.faultPhase + sc.healPhase/2)
+	if last := blocks[len(blocks)-1].Block.Header.Time; loadEnd-last > 2*delta {
+		t.Fatalf("chain time %d ms behind the honest clocks when the load stopped", loadEnd-last)
 	}
 	t.Logf("%d blocks, %d after the first view change, last commit view %d", len(blocks), checked, blocks[len(blocks)-1].Cert.View)
 }
