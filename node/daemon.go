@@ -67,12 +67,12 @@ func RunDaemon(ctx context.Context, dir string, opts DaemonOptions) (err error) 
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, r.Close()) }()
+	defer func() { err = joinNew(err, r.Close()) }()
 	d, err := startDaemon(r, opts, logger)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, d.close()) }()
+	defer func() { err = joinNew(err, d.close()) }()
 
 	ln, err := net.Listen("tcp", d.net.API)
 	if err != nil {
@@ -133,6 +133,23 @@ func RunDaemon(ctx context.Context, dir string, opts DaemonOptions) (err error) 
 		err = nil
 	}
 	return err
+}
+
+// joinNew adds to err the errors of closing that err does not already
+// hold: a part whose error stopped the daemon (the chain WAL's is sticky)
+// returns it again from Close, and the user should read it once, in one
+// line.
+func joinNew(err, closeErr error) error {
+	if closeErr == nil || errors.Is(err, closeErr) {
+		return err
+	}
+	if j, ok := closeErr.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			err = joinNew(err, e)
+		}
+		return err
+	}
+	return errors.Join(err, closeErr)
 }
 
 func startDaemon(r *Repo, opts DaemonOptions, logger *slog.Logger) (*Daemon, error) {
