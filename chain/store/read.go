@@ -30,6 +30,27 @@ func (s *Store) Committed(h uint64) (pbft.Committed, error) {
 	return pbft.Committed{Block: blk, Cert: cert, Outcomes: outcomes}, nil
 }
 
+// Outcomes returns the outcomes of the block at height h, read without
+// its block; ErrNotFound past Height.
+func (s *Store) Outcomes(h uint64) ([]chain.Outcome, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	if h == 0 || h > s.Height() {
+		return nil, fmt.Errorf("%w: block %d (height %d)", ErrNotFound, h, s.Height())
+	}
+	raw, err := s.get(heightKey(prefixOutcomes, h), "outcomes", h)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	outcomes, err := decodeOutcomes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("store: block %d: %w", h, err)
+	}
+	return outcomes, nil
+}
+
 // RawCommitted returns the stored bytes of the block at height h and of
 // its certificate, their canonical DAG-CBOR, to serve a peer's sync
 // without decoding and encoding them again.

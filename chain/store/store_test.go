@@ -64,6 +64,10 @@ func checkPrefix(tb testing.TB, s *Store, c *testChain, h uint64) {
 		if !sameEncoding(tb, got.Block, want.Block) || !sameEncoding(tb, got.Cert, want.Cert) || !sameEncoding(tb, got.Outcomes, want.Outcomes) || got.State != nil {
 			tb.Fatalf("block %d reads back otherwise than committed", i)
 		}
+		outcomes, err := s.Outcomes(i)
+		if err != nil || !sameEncoding(tb, outcomes, want.Outcomes) {
+			tb.Fatalf("outcomes of block %d read alone: %v", i, err)
+		}
 		rb, rc, err := s.RawCommitted(i)
 		if err != nil {
 			tb.Fatal(err)
@@ -99,6 +103,9 @@ func checkPrefix(tb testing.TB, s *Store, c *testChain, h uint64) {
 	if int(h) < len(c.blocks) {
 		if _, err := s.Committed(h + 1); !errors.Is(err, ErrNotFound) {
 			tb.Fatalf("block %d past the head: %v", h+1, err)
+		}
+		if _, err := s.Outcomes(h + 1); !errors.Is(err, ErrNotFound) {
+			tb.Fatalf("outcomes of block %d past the head: %v", h+1, err)
 		}
 		for _, tx := range c.blocks[h].Block.Txs {
 			id, _ := tx.ID()
