@@ -7,7 +7,11 @@ daemons on 127.0.0.1 that `auditnet testnet` writes:
     per tx x verify cost), for single and for batch verification;
   - committed txs/s and commit latency p50/p99 at each rate of a ladder,
     for single-signature Anchor transactions and for the realistic mix
-    (`auditnet bench chain`);
+    (`auditnet bench chain`), each rate on a fresh testnet so that no run
+    inherits the state of the one before;
+  - the same rate held over consecutive runs on one chain, with the
+    validators' CPU time per committed tx, to show how the figures move as
+    the chain's state grows;
   - view-change time after the leader is killed (p50, max) with the
     default timeouts;
   - catch-up speed (blocks/s) of a validator restarted after the chain
@@ -16,7 +20,8 @@ daemons on 127.0.0.1 that `auditnet testnet` writes:
     and at saturation, and that an idle chain does not grow.
 
 Usage: scripts/bench_chain.py [--validators 4] [--rates 500,1000,2000,...]
-       [--duration 10] [--skip ladder,viewchange,catchup,disk]
+       [--mixes anchor,mix] [--duration 10] [--sustained-rate 5000]
+       [--sustained-runs 6] [--skip ladder,sustained,viewchange,catchup,disk]
 """
 
 import argparse
@@ -114,14 +119,55 @@ class Net:
         return total
 
 
-def ladder(net, rates, duration):
+def fresh_net(binary, validators, base_port, workdir, name):
+    """A new testnet in its own directory, started, with a quorum."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d)
+    net = Net(binary, validators, 0, base_port, d)
+    net.start_all()
+    net.wait(lambda: net.status(net.validators()[0])["HasQuorum"], 30, "a quorum")
+    return net
+
+
+def ladder(binary, validators, base_port, workdir, mixes, rates, duration):
     rows = []
-    for mix in ("anchor", "mix"):
+    for mix in mixes:
         for rate in rates:
-            r = net.bench(rate, duration, mix)
+            net = fresh_net(binary, validators, base_port, workdir, "ladder-%s-%d" % (mix, rate))
+            try:
+                net.bench(200, 2, mix)  # connections up, keys expanded
+                r = net.bench(rate, duration, mix)
+            finally:
+                net.stop_all()
+                shutil.rmtree(os.path.join(workdir, "ladder-%s-%d" % (mix, rate)), ignore_errors=True)
             rows.append(r)
             print("  %-6s %6d txs/s offered: %7.0f committed, busy %6d, p50 %7.1f ms, p99 %7.1f ms" % (
                 mix, rate, r["TxsPerSec"], r["Busy"], r["LatencyP50Ms"], r["LatencyP99Ms"]), flush=True)
+    return rows
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of a process, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sustained(net, rate, runs, duration, mix):
+    """The same offered rate, run after run on one chain: committed txs/s
+    and the validators' CPU time per committed tx as the state grows."""
+    rows = []
+    for i in range(runs):
+        before = sum(cpu_seconds(p.pid) for p in net.procs.values())
+        r = net.bench(rate, duration, mix)
+        used = sum(cpu_seconds(p.pid) for p in net.procs.values()) - before
+        st = net.status(net.validators()[0])
+        r["ValidatorCPUMicrosPerTx"] = used / max(1, r["Committed"]) * 1e6
+        r["HeightAfter"] = st["Height"]
+        r["ViewAfter"] = st["View"]
+        rows.append(r)
+        print("  run %d at %d offered: %7.0f committed, busy %6d, p50 %6.1f ms, p99 %7.1f ms, %4.0f us of validator CPU per tx, height %d, view %d" % (
+            i + 1, rate, r["TxsPerSec"], r["Busy"], r["LatencyP50Ms"], r["LatencyP99Ms"], r["ValidatorCPUMicrosPerTx"], st["Height"], st["View"]), flush=True)
     return rows
 
 
@@ -145,8 +191,17 @@ def view_change(net, runs):
         times.append(time.time() - t0)
         load.wait()
         net.start(leader)
-        net.wait(lambda: net.status(leader)["Lag"] == 0 and net.status(leader)["Height"] >= net.status(watcher)["Height"] - 1,
-                 60, "the old leader to catch up")
+        def back():
+            a, b = net.status(leader), net.status(watcher)
+            return a["Lag"] == 0 and a["Height"] >= b["Height"] - 1 and a["View"] == b["View"] and not a["ViewChanging"]
+        try:
+            net.wait(back, 60, "the old leader to catch up and rejoin the view")
+        except SystemExit:
+            for n in (leader, watcher):
+                st = net.status(n)
+                print("  %s: height %d view %d changing %s lag %d known %d" % (
+                    n, st["Height"], st["View"], st["ViewChanging"], st["Lag"], st["KnownHeight"]), flush=True)
+            raise
         print("  view change after killing %s: %.0f ms" % (leader, times[-1] * 1000), flush=True)
     return times
 
@@ -175,7 +230,7 @@ def disk(net):
     v = net.validators()[0]
     before, h0 = net.disk(v), net.status(v)["Height"]
     # One tx per block: submit and wait, one at a time.
-    n = 200
+    n = 400
     net.bench(20, n // 20, "anchor")
     h1 = net.status(v)["Height"]
     slow = net.disk(v) - before
@@ -201,7 +256,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--validators", type=int, default=4)
     ap.add_argument("--rates", default="500,1000,2000,3000,4000,5000,6000,8000")
+    ap.add_argument("--mixes", default="anchor,mix")
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--sustained-rate", type=int, default=5000)
+    ap.add_argument("--sustained-runs", type=int, default=6)
     ap.add_argument("--viewchanges", type=int, default=5)
     ap.add_argument("--catchup-blocks", type=int, default=300)
     ap.add_argument("--skip", default="")
@@ -216,24 +274,30 @@ def main():
                                   check=True, capture_output=True, text=True).stdout)
     print("  verify %.1f us single, %.1f us per signature in batches of 1000 -> ceiling %.0f txs/s single, %.0f batch" % (
         v["SingleMicros"], v["BatchMicros"], v["CeilingSingle"], v["CeilingBatch"]), flush=True)
-    net = Net(binary, args.validators, 0, args.base_port, work)
     result = {"Validators": args.validators, "Verify": v}
+    net = None
     try:
-        net.start_all()
-        first = net.validators()[0]
-        net.wait(lambda: net.status(first)["HasQuorum"], 30, "a quorum")
         if "ladder" not in skip:
-            result["Ladder"] = ladder(net, [int(r) for r in args.rates.split(",")], args.duration)
-        if "viewchange" not in skip:
-            t = view_change(net, args.viewchanges)
-            result["ViewChange"] = {"Runs": t, "P50": statistics.median(t), "Max": max(t)}
-            print("  view change: p50 %.0f ms, max %.0f ms" % (statistics.median(t) * 1000, max(t) * 1000))
-        if "catchup" not in skip:
-            result["CatchUp"] = catch_up(net, args.catchup_blocks)
-        if "disk" not in skip:
-            result["Disk"] = disk(net)
+            result["Ladder"] = ladder(binary, args.validators, args.base_port, work, args.mixes.split(","),
+                                      [int(r) for r in args.rates.split(",")], args.duration)
+        if "sustained" not in skip:
+            net = fresh_net(binary, args.validators, args.base_port, work, "sustained")
+            result["Sustained"] = sustained(net, args.sustained_rate, args.sustained_runs, args.duration, "anchor")
+            net.stop_all()
+            shutil.rmtree(os.path.join(work, "sustained"), ignore_errors=True)
+        if not {"disk", "viewchange", "catchup"} <= skip:
+            net = fresh_net(binary, args.validators, args.base_port, work, "faults")
+            if "disk" not in skip:
+                result["Disk"] = disk(net)
+            if "viewchange" not in skip:
+                t = view_change(net, args.viewchanges)
+                result["ViewChange"] = {"Runs": t, "P50": statistics.median(t), "Max": max(t)}
+                print("  view change: p50 %.0f ms, max %.0f ms" % (statistics.median(t) * 1000, max(t) * 1000))
+            if "catchup" not in skip:
+                result["CatchUp"] = catch_up(net, args.catchup_blocks)
     finally:
-        net.stop_all()
+        if net is not None:
+            net.stop_all()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
