@@ -122,6 +122,10 @@ type chainNode struct {
 	// store to reach it.
 	releaseAt uint64
 	lastView  uint64
+	// lastChanging is whether the status published last showed a view
+	// change under way: installing the new view changes no view number
+	// and, on an idle chain, commits no block, yet the status must say so.
+	lastChanging bool
 
 	// toStore queues committed blocks for runStore; stored is the height
 	// it has written.
@@ -237,7 +241,7 @@ func openChain(o chainOptions) (*chainNode, error) {
 		return fail(err)
 	}
 	c.stored.Store(c.store.Height())
-	c.lastView, _ = c.replica.View()
+	c.lastView, c.lastChanging = c.replica.View()
 	c.publish()
 	o.Logger.Info("chain restored", "height", c.replica.Height(), "wal_records", len(recs), "validator", c.replica.IsValidator())
 	return c, nil
@@ -518,7 +522,12 @@ func (c *chainNode) handleReady(ctx context.Context, g *errgroup.Group) error {
 		c.startSyncIn(ctx, g, peer.ID(c.wantSync.Peer), c.wantSync.From)
 	}
 	c.wantSync = nil
-	if view, _ := c.replica.View(); view != c.lastView {
+	view, changing := c.replica.View()
+	if changing != c.lastChanging {
+		c.lastChanging = changing
+		changed = true
+	}
+	if view != c.lastView {
 		c.metrics.viewChanges.Add(float64(view - c.lastView))
 		c.lastView = view
 		changed = true
