@@ -407,7 +407,7 @@ func (d *Daemon) apiTestPartition(w http.ResponseWriter, r *http.Request) {
 }
 
 // committedTx looks a transaction up in the store, with its outcome.
-// seen, if not nil, keeps the outcomes of the blocks read, by height, for
+// seen keeps the outcomes of the blocks read, by height, for
 // the next lookups of one call: a batch of 4,096 transactions committed in
 // two blocks reads two blocks' outcomes, not 4,096.
 func (c *chainNode) committedTx(id cid.Cid, seen map[uint64]map[cid.Cid]*chain.Outcome) (TxCommit, bool) {
@@ -423,9 +423,7 @@ func (c *chainNode) committedTx(id cid.Cid, seen map[uint64]map[cid.Cid]*chain.O
 			return tc, true
 		}
 		byTx = outcomesByTx(outcomes)
-		if seen != nil {
-			seen[h] = byTx
-		}
+		seen[h] = byTx
 	}
 	tc.Outcome = byTx[id]
 	return tc, true

@@ -283,9 +283,6 @@ func (c *chainNode) Submit(ctx context.Context, txs []*chain.Tx) ([]error, error
 	if !c.isValidator() {
 		return c.forward(ctx, txs)
 	}
-	if c.mempoolFull() {
-		return allBusy(len(txs)), nil
-	}
 	// Signatures are checked here, in the caller's goroutine and in one
 	// batch; the core takes the marks and does not check them again.
 	c.verifier.VerifyTxs(txs)
@@ -304,25 +301,16 @@ func (c *chainNode) Submit(ctx context.Context, txs []*chain.Tx) ([]error, error
 }
 
 // mempoolFull reports whether this validator's mempool was full after its
-// last step: admission control beyond saturation refuses submissions
-// then, before they cost a decode and a signature check, so an overloaded
-// node spends its time on the blocks that drain the mempool. The core
-// still decides for each tx it is given.
+// last step: admission control beyond saturation refuses submissions then
+// (submitEncoded, handleTxs), before they cost a decode and a signature
+// check, so an overloaded node spends its time on the blocks that drain
+// the mempool. The core still decides for each tx it is given.
 func (c *chainNode) mempoolFull() bool {
 	limit := c.opts.Timers.MempoolTxs
 	if limit <= 0 {
 		limit = pbft.DefaultMempoolTxs
 	}
 	return c.isValidator() && c.mempool.Load() >= int64(limit)
-}
-
-// allBusy is n ErrBusy results.
-func allBusy(n int) []error {
-	errs := make([]error, n)
-	for i := range errs {
-		errs[i] = pbft.ErrBusy
-	}
-	return errs
 }
 
 func (c *chainNode) isValidator() bool {

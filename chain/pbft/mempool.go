@@ -145,13 +145,3 @@ func (p *mempool) dropInvalid(candidates, included []chain.Tx) {
 		}
 	}
 }
-
-// oldestEntry is the transaction that has waited longest.
-func (p *mempool) oldestEntry() *entry {
-	for _, e := range p.order {
-		if !e.removed {
-			return e
-		}
-	}
-	return nil
-}

@@ -136,8 +136,7 @@ var ErrMalformed = errors.New("pbft: malformed message")
 
 // EncodeMessage returns a message's canonical bytes.
 func EncodeMessage(m *Message) ([]byte, error) {
-	b, err := chain.Marshal(m)
-	return b, err
+	return chain.Marshal(m)
 }
 
 // DecodeMessage decodes a message and checks its shape: one kind, within
