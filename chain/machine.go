@@ -72,9 +72,13 @@ type Machine struct {
 	admins    map[string]bool
 	threshold int
 	// lists holds the transaction lists changed during a block, expiries
-	// the expiry heights whose index it noted.
+	// the expiry heights whose index it noted, included the transactions
+	// the block has taken so far (by Cid.KeyString).
 	lists    map[string]*txList
 	expiries map[uint64]bool
+	included map[string]bool
+	// replay holds the replay set's lists decoded.
+	replay *ReplayCache
 	// verified, if set, tells of transactions whose signatures the caller
 	// has already verified, so that each is verified once per node.
 	verified func(*Tx) bool
@@ -90,6 +94,12 @@ type Machine struct {
 // included (Tx.Hash). Check trusts, too, a sealed transaction that
 // VerifySignatures or VerifyTxs passed.
 func (m *Machine) SkipVerified(verified func(*Tx) bool) { m.verified = verified }
+
+// ShareReplayCache makes the machine keep its decoded replay-set lists in
+// c, which machines over clones of one state may share (it holds only
+// decodings of what a state holds, so it never changes an outcome). A
+// machine without one keeps its own.
+func (m *Machine) ShareReplayCache(c *ReplayCache) { m.replay = c }
 
 // NewMachine returns the machine of the chain g describes over s; an empty
 // state is given g's members and parameters.
@@ -192,7 +202,9 @@ func (m *Machine) Check(tx *Tx, h uint64) error {
 	if err != nil {
 		return err
 	}
-	if _, seen := m.state.Get(seenKey(id)); seen {
+	if seen, err := m.seen(id, b.Expires); err != nil {
+		return err
+	} else if seen {
 		return invalid("tx %s already committed", id)
 	}
 	if !tx.SignaturesVerified() && (m.verified == nil || !m.verified(tx)) {
@@ -342,8 +354,8 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 	if err != nil {
 		return nil, nil, err
 	}
-	m.lists, m.expiries = map[string]*txList{}, map[uint64]bool{}
-	defer func() { m.lists, m.expiries = nil, nil }()
+	m.lists, m.expiries, m.included = map[string]*txList{}, map[uint64]bool{}, map[string]bool{}
+	defer func() { m.lists, m.expiries, m.included = nil, nil, nil }()
 	out, err := m.settleDeadlines(h)
 	if err != nil {
 		return nil, nil, err
@@ -380,13 +392,16 @@ func (m *Machine) run(h uint64, t int64, txs []Tx, skipInvalid bool) ([]Tx, []Ou
 }
 
 // markSeen puts a transaction committed at height h in the replay set
-// until it expires. The replay set's expiry index keeps, per expiry height
-// e, one list per height that committed transactions expiring at e, and
-// the list of those heights: a block writes its own lists once, however
-// many blocks' transactions expire with its own (one list for all of them
-// would be read and written whole by each block adding to it).
+// until it expires. The replay set is kept by expiry height e: one list
+// per height that committed transactions expiring at e, and the list of
+// those heights. A block writes its own lists once, however many blocks'
+// transactions expire with its own (one list for all of them would be
+// read and written whole by each block adding to it), and a list never
+// changes once written, so its decoding can be kept (ReplayCache). There
+// is no key per transaction: a key per transaction would be written, and
+// deleted again, in the state trie and on disk for every transaction.
 func (m *Machine) markSeen(id cid.Cid, expires, h uint64) error {
-	m.state.Set(seenKey(id), nil)
+	m.included[id.KeyString()] = true
 	if err := m.appendTx(expiringKey(expires, h), id); err != nil {
 		return err
 	}
@@ -406,6 +421,37 @@ func (m *Machine) markSeen(id cid.Cid, expires, h uint64) error {
 	return putRecord(m.state, key, &hs)
 }
 
+// seen reports whether a transaction that expires at height e is in the
+// replay set: committed earlier in this block or in a block before it.
+// Only the lists of transactions expiring at e can hold it, since a
+// transaction's ID covers its expiry height.
+func (m *Machine) seen(id cid.Cid, e uint64) (bool, error) {
+	if m.included[id.KeyString()] {
+		return true, nil
+	}
+	var hs heightList
+	if ok, err := getRecord(m.state, heightKey("expiry/", e), &hs); err != nil || !ok {
+		return false, err
+	}
+	if m.replay == nil {
+		m.replay = NewReplayCache()
+	}
+	for _, h := range hs.Heights {
+		raw, ok := m.state.Get(expiringKey(e, h))
+		if !ok {
+			continue // this block's own list, written when it ends
+		}
+		ids, err := m.replay.list(e, h, raw)
+		if err != nil {
+			return false, err
+		}
+		if ids[id.KeyString()] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // forgetExpired takes the transactions that expired at height e out of
 // the replay set.
 func (m *Machine) forgetExpired(e uint64) error {
@@ -415,17 +461,12 @@ func (m *Machine) forgetExpired(e uint64) error {
 		return err
 	}
 	for _, h := range hs.Heights {
-		list := expiringKey(e, h)
-		var l txList
-		if _, err := getRecord(m.state, list, &l); err != nil {
-			return err
-		}
-		for _, id := range l.IDs {
-			m.state.Delete(seenKey(id.Cid))
-		}
-		m.state.Delete(list)
+		m.state.Delete(expiringKey(e, h))
 	}
 	m.state.Delete(key)
+	if m.replay != nil {
+		m.replay.forget(e)
+	}
 	return nil
 }
 

@@ -84,7 +84,6 @@ func grantKey(d Dataset, auditor []byte) []byte {
 }
 
 func accessKey(id cid.Cid) []byte { return append([]byte("access/"), id.Bytes()...) }
-func seenKey(id cid.Cid) []byte   { return append([]byte("seen/"), id.Bytes()...) }
 
 // evidenceKey names an equivocation: its signer and slot, whichever two
 // votes show it.

@@ -223,11 +223,10 @@ func (c *Replica) build(view uint64) (*chain.Block, error) {
 	t = c.hooks.stampTime(t, c.lastTime)
 	candidates := c.mempool.take(int(c.params.MaxBlockTxs), int(c.params.MaxBlockBytes))
 	st := c.state.Clone()
-	m, err := chain.NewMachine(c.cfg.Genesis, st)
+	m, err := c.newMachine(st)
 	if err != nil {
 		return nil, err
 	}
-	m.SkipVerified(c.isVerified)
 	txs, outcomes, err := m.Build(seq, t, candidates)
 	if err != nil {
 		return nil, err

@@ -193,11 +193,10 @@ func (c *Replica) checkFreshTime(t int64) error {
 func (c *Replica) execute(b *chain.Block, raws [][]byte) (*execution, error) {
 	h := &b.Header
 	st := c.state.Clone()
-	m, err := chain.NewMachine(c.cfg.Genesis, st)
+	m, err := c.newMachine(st)
 	if err != nil {
 		return nil, err
 	}
-	m.SkipVerified(c.isVerified)
 	outcomes, err := m.Execute(h.Height, h.Time, b.Txs)
 	if err != nil {
 		return nil, err
@@ -262,6 +261,19 @@ func encodeTxs(txs []chain.Tx) ([][]byte, error) {
 
 // isVerified reports whether this node (or, in tests, a simulated peer)
 // verified a transaction with these very bytes already, in another Tx.
+// newMachine returns the state machine over st, sharing what this node
+// keeps for every machine: the signatures it verified and the replay
+// set's decoded lists.
+func (c *Replica) newMachine(st chain.State) (*chain.Machine, error) {
+	m, err := chain.NewMachine(c.cfg.Genesis, st)
+	if err != nil {
+		return nil, err
+	}
+	m.SkipVerified(c.isVerified)
+	m.ShareReplayCache(c.replayLists)
+	return m, nil
+}
+
 func (c *Replica) isVerified(tx *chain.Tx) bool {
 	k, err := tx.Hash()
 	return err == nil && (c.verified[k] || c.hooks.sigCache[k])

@@ -192,7 +192,10 @@ type Replica struct {
 
 	mempool  *mempool
 	verified map[[32]byte]bool
-	evidence map[voteSlotBy]bool
+	// replayLists is the replay set's lists decoded, shared by the machines
+	// over the committed state and the clones blocks are tried on.
+	replayLists *chain.ReplayCache
+	evidence    map[voteSlotBy]bool
 	// accused is, per validator this node sent evidence against, 1 + the
 	// epoch of that evidence.
 	accused map[string]uint64
@@ -275,9 +278,10 @@ func New(cfg Config, now int64) (*Replica, error) {
 		execs: map[cid.Cid]*execution{}, signed: map[voteSlot]cid.Cid{}, future: map[string][]*Message{},
 		checkpoints: map[uint64]map[string]cid.Cid{}, cpBlocks: map[uint64]cid.Cid{}, verified: map[[32]byte]bool{},
 		evidence: map[voteSlotBy]bool{}, accused: map[string]uint64{}, heights: map[string]uint64{}, shared: map[string]int64{},
-		leaderSeen: now, slotStart: now, viewStart: now,
+		leaderSeen: now, slotStart: now, viewStart: now, replayLists: chain.NewReplayCache(),
 	}
 	m.SkipVerified(c.isVerified)
+	m.ShareReplayCache(c.replayLists)
 	if err := c.loadEpoch(); err != nil {
 		return nil, err
 	}

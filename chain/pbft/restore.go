@@ -87,11 +87,10 @@ func (c *Replica) resume(snap *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	m, err := chain.NewMachine(c.cfg.Genesis, snap.State)
+	m, err := c.newMachine(snap.State)
 	if err != nil {
 		return err
 	}
-	m.SkipVerified(c.isVerified)
 	c.state, c.machine = snap.State, m
 	c.height, c.last, c.lastTime, c.lastCert = h.Height, bcid, h.Time, snap.Cert
 	c.vals = chain.ValidatorSet{}
