@@ -19,7 +19,15 @@ import (
 type TestnetOptions struct {
 	Dir        string
 	Validators int
-	Followers  int
+	// Followers is the number of non-validator nodes, agencies and
+	// auditors alternately; or, with ByRole, Agencies and Auditors say
+	// how many of each role the network has.
+	Followers int
+	// ByRole gives the network Agencies agency nodes, of which up to f
+	// are validators and the rest followers, and Auditors auditor nodes,
+	// all followers. Followers must then be 0.
+	ByRole             bool
+	Agencies, Auditors int
 	// BasePort is the first swarm port: node i listens on BasePort+i
 	// (TCP and QUIC) and serves its API on BasePort+100+i.
 	BasePort int
@@ -83,8 +91,16 @@ func CreateTestnet(o TestnetOptions) (*Testnet, error) {
 	if o.Validators < 4 || o.Validators > chain.MaxValidators {
 		return nil, fmt.Errorf("testnet: --validators %d: want 4 to %d", o.Validators, chain.MaxValidators)
 	}
-	if o.Followers < 0 || o.Validators+o.Followers > maxTestnetNodes {
-		return nil, fmt.Errorf("testnet: at most %d nodes", maxTestnetNodes)
+	switch {
+	case o.Followers < 0 || o.Agencies < 0 || o.Auditors < 0:
+		return nil, errors.New("testnet: a negative number of nodes")
+	case o.ByRole && o.Followers != 0:
+		return nil, errors.New("testnet: give --agencies and --auditors, or --followers, not both")
+	case !o.ByRole && (o.Agencies != 0 || o.Auditors != 0):
+		return nil, errors.New("testnet: agencies and auditors given without ByRole")
+	}
+	if nodes := o.Validators + o.Followers + o.Auditors + max(0, o.Agencies-chain.Faults(o.Validators)); nodes > maxTestnetNodes {
+		return nil, fmt.Errorf("testnet: %d nodes, at most %d", nodes, maxTestnetNodes)
 	}
 	if o.BasePort == 0 {
 		o.BasePort = DefaultTestnetBasePort
@@ -205,20 +221,36 @@ func CreateTestnet(o TestnetOptions) (*Testnet, error) {
 	return tn, nil
 }
 
-// testnetLayout names the nodes: n − f audit-office validators (the data
-// center, then office-1…), f agency validators, then followers
-// alternating agency and auditor.
+// testnetLayout names the nodes: the audit office's validators (the data
+// center, then office-1…), at least n − f of them; agency validators, at
+// most f (with ByRole, no more than there are agencies); then followers:
+// with ByRole the other agencies and then the auditors, else Followers
+// nodes alternating agency and auditor.
 func testnetLayout(o TestnetOptions) []TestnetNode {
-	f := chain.Faults(o.Validators)
+	agencyValidators := chain.Faults(o.Validators)
+	if o.ByRole {
+		agencyValidators = min(agencyValidators, o.Agencies)
+	}
 	var nodes []TestnetNode
 	nodes = append(nodes, TestnetNode{Name: "datacenter", Role: RoleDatacenter, Validator: true})
-	for k := 1; k < o.Validators-f; k++ {
+	for k := 1; k < o.Validators-agencyValidators; k++ {
 		nodes = append(nodes, TestnetNode{Name: fmt.Sprintf("office-%d", k), Role: RoleOffice, Validator: true})
 	}
 	agency, auditor := 0, 0
-	for range f {
+	for range agencyValidators {
 		agency++
 		nodes = append(nodes, TestnetNode{Name: fmt.Sprintf("agency-%d", agency), Role: RoleAgency, Validator: true})
+	}
+	if o.ByRole {
+		for agency < o.Agencies {
+			agency++
+			nodes = append(nodes, TestnetNode{Name: fmt.Sprintf("agency-%d", agency), Role: RoleAgency})
+		}
+		for auditor < o.Auditors {
+			auditor++
+			nodes = append(nodes, TestnetNode{Name: fmt.Sprintf("auditor-%d", auditor), Role: RoleAuditor})
+		}
+		return nodes
 	}
 	for k := range o.Followers {
 		if k%2 == 0 {

@@ -94,6 +94,52 @@ func TestTestnetTrustModel(t *testing.T) {
 	}
 }
 
+// TestTestnetByRole checks the layout --agencies and --auditors give: the
+// audit office fills every validator seat the agencies do not take (at
+// most f of them), the other agencies and every auditor follow, and each
+// repo is named after its role.
+func TestTestnetByRole(t *testing.T) {
+	type want struct {
+		name      string
+		role      Role
+		validator bool
+	}
+	for _, tc := range []struct {
+		validators, agencies, auditors int
+		nodes                          []want
+	}{
+		{4, 3, 1, []want{{"datacenter", RoleDatacenter, true}, {"office-1", RoleOffice, true}, {"office-2", RoleOffice, true},
+			{"agency-1", RoleAgency, true}, {"agency-2", RoleAgency, false}, {"agency-3", RoleAgency, false}, {"auditor-1", RoleAuditor, false}}},
+		{4, 0, 2, []want{{"datacenter", RoleDatacenter, true}, {"office-1", RoleOffice, true}, {"office-2", RoleOffice, true},
+			{"office-3", RoleOffice, true}, {"auditor-1", RoleAuditor, false}, {"auditor-2", RoleAuditor, false}}},
+		{7, 1, 0, []want{{"datacenter", RoleDatacenter, true}, {"office-1", RoleOffice, true}, {"office-2", RoleOffice, true},
+			{"office-3", RoleOffice, true}, {"office-4", RoleOffice, true}, {"office-5", RoleOffice, true}, {"agency-1", RoleAgency, true}}},
+	} {
+		dir := filepath.Join(t.TempDir(), "tn")
+		tn, err := CreateTestnet(TestnetOptions{Dir: dir, Validators: tc.validators, ByRole: true, Agencies: tc.agencies,
+			Auditors: tc.auditors, BasePort: 20000, BenchSenders: 1, Admins: 5, AdminThreshold: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tn.Nodes) != len(tc.nodes) {
+			t.Fatalf("n=%d, %d agencies, %d auditors: %d nodes, want %d", tc.validators, tc.agencies, tc.auditors, len(tn.Nodes), len(tc.nodes))
+		}
+		for i, n := range tn.Nodes {
+			w := tc.nodes[i]
+			if n.Name != w.name || n.Role != w.role || n.Validator != w.validator || n.Dir != filepath.Join(dir, w.name) {
+				t.Errorf("node %d: %s %s validator=%v in %s, want %+v", i, n.Name, n.Role, n.Validator, n.Dir, w)
+			}
+		}
+		g, err := chain.ReadGenesis(tn.Genesis)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Admins.Threshold != 3 || len(g.Admins.Keys) != 5 || len(tn.Admins) != 5 {
+			t.Errorf("admins %d of %d, want 3 of 5", g.Admins.Threshold, len(g.Admins.Keys))
+		}
+	}
+}
+
 func TestTestnetRefusesBadOptions(t *testing.T) {
 	full := t.TempDir()
 	os.WriteFile(filepath.Join(full, "x"), nil, 0o600)
@@ -103,6 +149,10 @@ func TestTestnetRefusesBadOptions(t *testing.T) {
 		{Dir: t.TempDir() + "/c", Validators: 4, BasePort: 80},
 		{Dir: t.TempDir() + "/d", Validators: 4, Admins: 2, AdminThreshold: 3},
 		{Dir: full, Validators: 4},
+		{Dir: t.TempDir() + "/e", Validators: 4, ByRole: true, Agencies: 2, Followers: 1},
+		{Dir: t.TempDir() + "/f", Validators: 4, ByRole: true, Agencies: -1},
+		{Dir: t.TempDir() + "/g", Validators: 4, Agencies: 2},
+		{Dir: t.TempDir() + "/h", Validators: 4, ByRole: true, Auditors: 200},
 	} {
 		if _, err := CreateTestnet(o); err == nil {
 			t.Errorf("CreateTestnet(%+v) succeeded", o)

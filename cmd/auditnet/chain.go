@@ -14,12 +14,16 @@ import (
 func (a *app) testnetCommand() *cobra.Command {
 	var o node.TestnetOptions
 	cmd := &cobra.Command{
-		Use:   "testnet --dir D --validators N [--followers M] [--base-port P]",
+		Use:   "testnet --dir D --validators N [--agencies A --auditors U | --followers M] [--admins M --admin-threshold K] [--base-port P]",
 		Short: "Write a genesis and one repo per node for a network on this machine",
 		Long: `Write, in an empty directory D, genesis.json and one initialised repo per
-node of a network on 127.0.0.1: n validators, of which the audit office (the
-data center and office-N nodes) holds n − f and agencies the other f, then M
-followers alternating agency and auditor. Node i listens on port P+i and
+node of a network on 127.0.0.1, each repo named after its role (datacenter,
+office-N, agency-N, auditor-N). Of the n validators the audit office (the data
+center and office-N nodes) holds at least n − f and agencies at most f: with
+--agencies A and --auditors U, min(f, A) agencies validate and the other
+agencies and every auditor follow the chain; with --followers M (and neither
+of those), f agencies validate and M followers alternate agency and auditor.
+Admin transactions need K of M admin signatures. Node i listens on port P+i and
 serves its API on P+100+i. Admin keys go to D/admins (outside every repo);
 D/bench-keys.json holds the keys 'auditnet bench chain' signs with; D/testnet.json
 lists the nodes. Start each node with 'auditnet --repo D/NAME daemon'.`,
@@ -27,6 +31,14 @@ lists the nodes. Start each node with 'auditnet --repo D/NAME daemon'.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Dir == "" {
 				return fmt.Errorf("testnet: --dir is required")
+			}
+			f := cmd.Flags()
+			o.ByRole = f.Changed("agencies") || f.Changed("auditors")
+			if o.ByRole && f.Changed("followers") {
+				return fmt.Errorf("testnet: give --agencies and --auditors, or --followers, not both")
+			}
+			if f.Changed("admins") != f.Changed("admin-threshold") {
+				return fmt.Errorf("testnet: give --admins and --admin-threshold together")
 			}
 			tn, err := node.CreateTestnet(o)
 			if err != nil {
@@ -46,6 +58,10 @@ lists the nodes. Start each node with 'auditnet --repo D/NAME daemon'.`,
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "directory to write the network into (must be empty or absent)")
 	cmd.Flags().IntVar(&o.Validators, "validators", 4, "number of validators (at least 4)")
 	cmd.Flags().IntVar(&o.Followers, "followers", 0, "number of non-validator nodes (agencies and auditors, alternately)")
+	cmd.Flags().IntVar(&o.Agencies, "agencies", 0, "number of agency nodes (up to f validate, the rest follow)")
+	cmd.Flags().IntVar(&o.Auditors, "auditors", 0, "number of auditor nodes (followers)")
+	cmd.Flags().IntVar(&o.Admins, "admins", 3, "number of admin keys (m)")
+	cmd.Flags().IntVar(&o.AdminThreshold, "admin-threshold", 2, "admin signatures an admin transaction needs (k)")
 	cmd.Flags().IntVar(&o.BasePort, "base-port", node.DefaultTestnetBasePort, "first swarm port; APIs start 100 above it")
 	cmd.Flags().IntVar(&o.BenchSenders, "bench-senders", node.DefaultBenchSenders, "agency and auditor keys (each) for the bench")
 	return cmd
