@@ -22,6 +22,10 @@ const (
 	maxNameLength = 256
 )
 
+// MaxNameLength bounds names on the chain: a dataset's, a member's, a
+// chain id, an access request's case, in bytes.
+const MaxNameLength = maxNameLength
+
 // ErrTooLarge is wrapped by decoders for input over its type's limit.
 var ErrTooLarge = errors.New("chain: encoding too large")
 

@@ -1,5 +1,7 @@
 package chain
 
+import "fmt"
+
 // Read-only lookups in a committed state, for the node: the connection
 // gater asks who is a member, the API what a member's role is. They may
 // run concurrently with each other on a state nobody writes (a clone the
@@ -10,4 +12,21 @@ func LookupMember(s State, p []byte) (MemberRecord, bool, error) {
 	var r MemberRecord
 	ok, err := getRecord(s, memberKey(p), &r)
 	return r, ok, err
+}
+
+// LookupDataset returns the anchor record of dataset d in s.
+func LookupDataset(s State, d Dataset) (DatasetRecord, bool, error) {
+	var r DatasetRecord
+	ok, err := getRecord(s, datasetKey(d), &r)
+	return r, ok, err
+}
+
+// LookupParams returns the parameters in force in s.
+func LookupParams(s State) (Params, error) {
+	var p Params
+	ok, err := getRecord(s, paramsKey, &p)
+	if err == nil && !ok {
+		err = fmt.Errorf("chain: no params in state")
+	}
+	return p, err
 }

@@ -199,6 +199,9 @@ type AddRequest struct {
 	NoPin         bool     `json:"NoPin"`
 	SkipSpecial   bool     `json:"SkipSpecial"`
 	StoreSymlinks bool     `json:"StoreSymlinks"`
+	// Policy is what an agency's daemon anchors the roots with: open or
+	// restricted (the default).
+	Policy string `json:"Policy,omitempty"`
 }
 
 // Event is one line of a streamed (NDJSON) answer: progress, a skipped
@@ -273,9 +276,14 @@ func (d *Daemon) apiAdd(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	policy, err := ParsePolicy(req.Policy)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
 	ev := newEventStream(w)
 	res, err := d.Add(r.Context(), req.Paths, AddOptions{
-		Recursive: req.Recursive, NoPin: req.NoPin, SkipSpecial: req.SkipSpecial, StoreSymlinks: req.StoreSymlinks,
+		Recursive: req.Recursive, NoPin: req.NoPin, SkipSpecial: req.SkipSpecial, StoreSymlinks: req.StoreSymlinks, Policy: policy,
 		Progress: ev.progress,
 		Skipped:  func(path string) { ev.send(Event{Skipped: path}) },
 	})

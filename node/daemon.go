@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"golang.org/x/sync/errgroup"
 
+	"auditnet/chain"
 	"auditnet/p2p"
 	"auditnet/storage"
 )
@@ -224,6 +225,10 @@ func startDaemon(r *Repo, opts DaemonOptions, logger *slog.Logger) (*Daemon, err
 		return fail(err)
 	}
 	d.reprovider = newReprovider(filepath.Join(r.Dir, reprovideFile), ncfg.Reprovide, r.Store, d.dht, logger)
+	if d.chain != nil {
+		// On the chain, only datasets anchored open are announced.
+		d.reprovider.allowed = d.chain.isOpenDataset
+	}
 	return d, nil
 }
 
@@ -453,14 +458,35 @@ type Fetched struct {
 	Dropped      map[string]string `json:",omitempty"`
 }
 
-// Add imports paths as Add does and announces each new root in the DHT.
+// Add imports paths as Add does. On an agency's node that runs the chain
+// it then anchors each root (unless NoPin) with opts.Policy and returns
+// once every anchor has committed; only roots anchored open are announced
+// in the DHT. A node without the chain announces every root it pinned.
 func (d *Daemon) Add(ctx context.Context, paths []string, opts AddOptions) (AddResult, error) {
 	res, err := Add(ctx, d.repo, paths, opts)
-	if err != nil {
+	if err != nil || opts.NoPin {
 		return res, err
 	}
-	if !opts.NoPin {
+	if d.chain == nil {
 		for _, root := range res.Roots {
+			d.reprovider.announce(root.Cid)
+		}
+		return res, nil
+	}
+	if d.repo.Config.Role != RoleAgency {
+		return res, nil // only agencies anchor; the roots stay local
+	}
+	if opts.Policy == "" {
+		opts.Policy = chain.PolicyRestricted
+	}
+	for i := range res.Roots {
+		root := &res.Roots[i]
+		a, err := d.chain.anchor(ctx, root.Cid, root.DAGSize, root.Path, opts.Policy)
+		if err != nil {
+			return res, fmt.Errorf("%s is stored and pinned but not anchored: %w", root.Cid, err)
+		}
+		root.Anchor = &a
+		if a.Policy == chain.PolicyOpen {
 			d.reprovider.announce(root.Cid)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"auditnet/chain"
 	"auditnet/storage"
 	"auditnet/storage/car"
 	"auditnet/storage/unixfs"
@@ -61,13 +62,21 @@ type AddOptions struct {
 	Progress func(n int)
 	// Skipped is told of every special file skipped.
 	Skipped func(path string)
+	// Policy is the policy a daemon that runs the chain anchors the
+	// added roots with, on an agency's node (default restricted).
+	Policy chain.Policy
 }
 
 // Added is one file or directory an add stored.
 type Added struct {
 	Path string
 	Cid  cid.Cid
-	Size uint64
+	// Size is the content's size in bytes (a file's length, 0 for a
+	// directory); DAGSize that of the whole encoded DAG, every block.
+	Size    uint64
+	DAGSize uint64 `json:",omitempty"`
+	// Anchor is, for a root a daemon anchored on the chain, where.
+	Anchor *Anchored `json:",omitempty"`
 }
 
 // AddResult lists what an add stored, in the order kubo's `ipfs add`
@@ -131,7 +140,7 @@ func Add(ctx context.Context, r *Repo, paths []string, opts AddOptions) (AddResu
 		if err != nil {
 			return AddResult{}, err
 		}
-		res.Roots = append(res.Roots, Added{Path: filepath.Base(filepath.Clean(p)), Cid: root.Cid, Size: root.Size})
+		res.Roots = append(res.Roots, Added{Path: filepath.Base(filepath.Clean(p)), Cid: root.Cid, Size: root.Size, DAGSize: root.Tsize})
 		if w != nil && !opts.NoPin {
 			w.Pin(root.Cid)
 		}

@@ -46,6 +46,10 @@ type reprovider struct {
 	logger   *slog.Logger
 	retry    time.Duration
 
+	// allowed, if set, says which roots may be announced; the others are
+	// never announced, and dropped from the queue.
+	allowed func(cid.Cid) bool
+
 	mu      sync.Mutex
 	pending map[cid.Cid]struct{}
 	last    time.Time // the last complete round
@@ -203,6 +207,9 @@ func (r *reprovider) round(ctx context.Context) {
 }
 
 func (r *reprovider) provide(ctx context.Context, c cid.Cid) bool {
+	if r.allowed != nil && !r.allowed(c) {
+		return true // nothing to announce: done with it
+	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := r.dht.Provide(pctx, c); err != nil {

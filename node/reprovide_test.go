@@ -137,3 +137,36 @@ func TestReprovideScheduleSurvivesRestart(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestReprovideOnlyAllowedRoots: with a filter (on the chain: datasets
+// anchored open), a full round and the queue of new roots both announce
+// only the roots it allows, and a refused root leaves the queue.
+func TestReprovideOnlyAllowedRoots(t *testing.T) {
+	open, restricted := testCid("open"), testCid("restricted")
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "reprovide.json")
+		writeState(t, path, reprovideState{LastRound: time.Now().Add(-48 * time.Hour)})
+		dht := &fakeDHT{}
+		r := newReprovider(path, 12*time.Hour, fakeRoots{open, restricted}, dht, discard())
+		r.allowed = func(c cid.Cid) bool { return c.Equals(open) }
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.run(ctx) }()
+		synctest.Wait()
+		r.announce(restricted)
+		synctest.Wait()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if len(dht.provided) != 1 || !dht.provided[0].Equals(open) {
+			t.Fatalf("announced %v, want only the open root", dht.provided)
+		}
+		r.mu.Lock()
+		left := len(r.pending)
+		r.mu.Unlock()
+		if left != 0 {
+			t.Fatalf("%d roots left queued", left)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"auditnet/chain"
 	"auditnet/node"
 )
 
@@ -15,7 +16,7 @@ func (a *app) addCommand() *cobra.Command {
 	var (
 		quiet, onlyHash, recursive, storeSymlinks, skipSpecial bool
 		pin                                                    bool
-		symlinks                                               string
+		symlinks, policy                                       string
 	)
 	cmd := &cobra.Command{
 		Use:   "add [-Q] [-n] [-r] PATH...",
@@ -25,7 +26,13 @@ kubo's 'ipfs add --cid-version=1' (256 KiB chunks, raw leaves, balanced
 layout, HAMT-sharded directories past 256 KiB of entries). Hidden files are
 always included. Symbolic links and special files are refused unless
 --symlinks=store or --skip-special says otherwise. The CIDs are printed only
-once the data, its index and its pin are on disk.`,
+once the data, its index and its pin are on disk.
+
+On an agency's node whose daemon runs the chain, each root is then anchored:
+its CID, encoded size, name and --policy go on the chain, and add returns
+once the anchor has committed, printing its height and transaction. Adding
+the same bytes again anchors nothing new. Only open datasets are announced
+in the DHT; restricted ones are found from the chain.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, paths []string) error {
 			switch symlinks {
@@ -35,7 +42,12 @@ once the data, its index and its pin are on disk.`,
 			default:
 				return fmt.Errorf("--symlinks=%s: want refuse or store", symlinks)
 			}
+			pol, err := node.ParsePolicy(policy)
+			if err != nil {
+				return err
+			}
 			opts := node.AddOptions{
+				Policy:    pol,
 				Recursive: recursive, StoreSymlinks: storeSymlinks, SkipSpecial: skipSpecial, NoPin: !pin,
 				Skipped: func(path string) { fmt.Fprintf(a.stderr, "skipped special file %s\n", path) },
 			}
@@ -45,7 +57,6 @@ once the data, its index and its pin are on disk.`,
 				defer bar.finish()
 			}
 			var res node.AddResult
-			var err error
 			if onlyHash {
 				res, err = node.Add(cmd.Context(), nil, paths, opts)
 			} else {
@@ -64,6 +75,15 @@ once the data, its index and its pin are on disk.`,
 			for _, e := range res.Entries {
 				fmt.Fprintf(a.stdout, "added %s %s\n", e.Cid, e.Path)
 			}
+			for _, r := range res.Roots {
+				switch an := r.Anchor; {
+				case an == nil:
+				case an.Existing:
+					fmt.Fprintf(a.stdout, "anchored %s already at height %d (tx %s, %s)\n", r.Cid, an.Height, an.Tx, an.Policy)
+				default:
+					fmt.Fprintf(a.stdout, "anchored %s at height %d (tx %s, %s)\n", r.Cid, an.Height, an.Tx, an.Policy)
+				}
+			}
 			return nil
 		},
 	}
@@ -74,6 +94,7 @@ once the data, its index and its pin are on disk.`,
 	f.StringVar(&symlinks, "symlinks", "refuse", "symbolic links: refuse, or store them as UnixFS symlinks")
 	f.BoolVar(&skipSpecial, "skip-special", false, "skip devices, sockets and named pipes (each is reported) instead of failing")
 	f.BoolVar(&pin, "pin", true, "pin the added DAGs")
+	f.StringVar(&policy, "policy", string(chain.PolicyRestricted), "who may read an anchored dataset: restricted (grantees) or open (every auditor)")
 	return cmd
 }
 
@@ -92,7 +113,7 @@ func (a *app) add(ctx context.Context, paths []string, opts node.AddOptions, bar
 		defer repo.Close()
 		return node.Add(ctx, repo, paths, opts)
 	}
-	req := node.AddRequest{Recursive: opts.Recursive, NoPin: opts.NoPin, SkipSpecial: opts.SkipSpecial, StoreSymlinks: opts.StoreSymlinks}
+	req := node.AddRequest{Policy: string(opts.Policy), Recursive: opts.Recursive, NoPin: opts.NoPin, SkipSpecial: opts.SkipSpecial, StoreSymlinks: opts.StoreSymlinks}
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
