@@ -30,3 +30,10 @@ func LookupParams(s State) (Params, error) {
 	}
 	return p, err
 }
+
+// LookupGrant returns the grant on dataset d to auditor in s.
+func LookupGrant(s State, d Dataset, auditor []byte) (GrantRecord, bool, error) {
+	var r GrantRecord
+	ok, err := getRecord(s, grantKey(d, auditor), &r)
+	return r, ok, err
+}

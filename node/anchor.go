@@ -41,8 +41,9 @@ func ParsePolicy(s string) (chain.Policy, error) {
 	return "", fmt.Errorf("unknown policy %q (want open or restricted)", s)
 }
 
-// anchorTimeout bounds how long an add waits for its anchor to commit.
-const anchorTimeout = time.Minute
+// txTimeout bounds how long a node's own transaction (an anchor, a
+// grant) is waited for.
+const txTimeout = time.Minute
 
 // ErrNoQuorum is wrapped by a chain operation that timed out waiting for
 // a commit: the validators are down or cut off.
@@ -58,40 +59,61 @@ func (c *chainNode) anchor(ctx context.Context, root cid.Cid, size uint64, name 
 	if a, ok, err := c.anchored(ds); err != nil || ok {
 		return a, err
 	}
-	box := c.state.Load()
-	if box == nil {
-		return Anchored{}, errors.New("anchor: the chain has not started")
-	}
-	params, err := chain.LookupParams(box.s)
-	if err != nil {
-		return Anchored{}, fmt.Errorf("anchor: %w", err)
-	}
-	name = truncateName(name)
-	var nonce [8]byte
-	rand.Read(nonce[:])
-	tx := &chain.Tx{Body: chain.TxBody{
-		Chain: c.genesis.ChainID, Kind: chain.KindAnchor, Sender: self,
-		Expires: c.Status().Height + params.ReplayWindow, Nonce: binary.BigEndian.Uint64(nonce[:]),
-		Anchor: &chain.Anchor{Root: dagcbor.Link{Cid: root}, Size: size, Name: name, Policy: policy},
-	}}
-	if err := tx.Sign(c.opts.Signer); err != nil {
-		return Anchored{}, fmt.Errorf("anchor: sign: %w", err)
-	}
-	raw, err := chain.EncodeTx(tx)
-	if err != nil {
-		return Anchored{}, fmt.Errorf("anchor: %w", err)
-	}
-	tc, id, err := c.submitAndWait(ctx, raw, anchorTimeout)
+	done, err := c.sendOwn(ctx, chain.TxBody{Kind: chain.KindAnchor,
+		Anchor: &chain.Anchor{Root: dagcbor.Link{Cid: root}, Size: size, Name: truncateName(name), Policy: policy}})
 	if err != nil {
 		return Anchored{}, fmt.Errorf("anchor %s: %w", root, err)
 	}
-	if tc.Outcome != nil && tc.Outcome.Code == chain.OutcomeNoop {
+	if done.Outcome == chain.OutcomeNoop {
 		// Anchored meanwhile by another add of the same bytes.
 		if a, ok, err := c.anchored(ds); err != nil || ok {
 			return a, err
 		}
 	}
-	return Anchored{Tx: id, Height: tc.Height, Policy: policy}, nil
+	return Anchored{Tx: done.Tx, Height: done.Height, Policy: policy}, nil
+}
+
+// TxDone is a transaction this node sent, committed.
+type TxDone struct {
+	Tx      string `json:"Tx"`
+	Height  uint64 `json:"Height"`
+	Outcome string `json:"Outcome"`
+	Reason  string `json:"Reason,omitempty"`
+}
+
+// sendOwn sends a transaction of this node's (body's chain, sender,
+// expiry and nonce are filled in), signed with its key, and waits until
+// it commits.
+func (c *chainNode) sendOwn(ctx context.Context, body chain.TxBody) (TxDone, error) {
+	box := c.state.Load()
+	if box == nil {
+		return TxDone{}, errors.New("the chain has not started")
+	}
+	params, err := chain.LookupParams(box.s)
+	if err != nil {
+		return TxDone{}, err
+	}
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	body.Chain, body.Sender = c.genesis.ChainID, c.opts.Signer.ID()
+	body.Expires, body.Nonce = c.Status().Height+params.ReplayWindow, binary.BigEndian.Uint64(nonce[:])
+	tx := &chain.Tx{Body: body}
+	if err := tx.Sign(c.opts.Signer); err != nil {
+		return TxDone{}, fmt.Errorf("sign: %w", err)
+	}
+	raw, err := chain.EncodeTx(tx)
+	if err != nil {
+		return TxDone{}, err
+	}
+	tc, id, err := c.submitAndWait(ctx, raw, txTimeout)
+	if err != nil {
+		return TxDone{}, err
+	}
+	done := TxDone{Tx: id, Height: tc.Height}
+	if tc.Outcome != nil {
+		done.Outcome, done.Reason = tc.Outcome.Code, tc.Outcome.Reason
+	}
+	return done, nil
 }
 
 // anchored returns the anchor of ds if the committed state has one.

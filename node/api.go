@@ -387,8 +387,6 @@ func queryCids(r *http.Request) ([]cid.Cid, error) {
 
 func (d *Daemon) apiPinAdd(w http.ResponseWriter, r *http.Request) { d.pinChange(w, r, d.PinAdd) }
 
-func (d *Daemon) apiPinRm(w http.ResponseWriter, r *http.Request) { d.pinChange(w, r, d.repo.PinRm) }
-
 func (d *Daemon) pinChange(w http.ResponseWriter, r *http.Request, change func(context.Context, []cid.Cid) error) {
 	roots, err := queryCids(r)
 	if err == nil {

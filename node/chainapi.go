@@ -38,6 +38,8 @@ func (d *Daemon) chainRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v0/chain/proof", d.withChain(d.apiChainProof))
 	mux.HandleFunc("POST /api/v0/chain/submit", d.withChain(d.apiChainSubmit))
 	mux.HandleFunc("GET /api/v0/chain/follow", d.withChain(d.apiChainFollow))
+	mux.HandleFunc("POST /api/v0/grant", d.withChain(d.apiGrant))
+	mux.HandleFunc("POST /api/v0/revoke", d.withChain(d.apiRevoke))
 	mux.HandleFunc("GET /metrics", d.withChain(d.apiMetrics))
 	// Profiles, as kubo serves them, behind the API token.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -229,12 +229,6 @@ func (c *Client) PinAdd(ctx context.Context, roots []cid.Cid) error {
 	return c.call(ctx, http.MethodPost, "pin/add", cidQuery(roots), nil, &out)
 }
 
-// PinRm unpins DAGs.
-func (c *Client) PinRm(ctx context.Context, roots []cid.Cid) error {
-	var out map[string]any
-	return c.call(ctx, http.MethodPost, "pin/rm", cidQuery(roots), nil, &out)
-}
-
 // Pins lists the pinned roots.
 func (c *Client) Pins(ctx context.Context) ([]cid.Cid, error) {
 	var out struct{ Pins []cid.Cid }

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ipfs/go-cid"
+
 	"auditnet/chain"
+	"auditnet/internal/dagcbor"
 )
 
 // anchorLine is what `add` prints for an anchored root.
@@ -129,5 +133,111 @@ func TestAddAnchors(t *testing.T) {
 	out := mustCLI(t, "--repo", office.Dir, "add", restrictedFile)
 	if strings.Contains(out, "anchored") {
 		t.Fatalf("an office node anchored: %s", out)
+	}
+}
+
+// access submits an access request of auditor for ds from its owner
+// through via, and returns its outcome once committed.
+func (c *chainNet) access(t *testing.T, via *netNode, auditor chain.Signer, ds chain.Dataset) chain.Outcome {
+	t.Helper()
+	nonce := c.nonce.Add(1)
+	tx := &chain.Tx{Body: chain.TxBody{
+		Chain: c.genesis.ChainID, Kind: chain.KindAccess, Sender: auditor.ID(),
+		Expires: via.mustStatus(t).Height + c.genesis.Params.ReplayWindow/2, Nonce: nonce,
+		Access: &chain.AccessRequest{Dataset: ds, Provider: ds.Owner, Nonce: binary.BigEndian.AppendUint64(nil, nonce), Purpose: "test"},
+	}}
+	if err := tx.Sign(auditor); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := chain.EncodeTx(tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := via.submit(t, [][]byte{raw}, true)
+	if res[0].Commit == nil || res[0].Commit.Outcome == nil {
+		t.Fatalf("access request not committed: %+v", res[0])
+	}
+	return *res[0].Commit.Outcome
+}
+
+// TestGrantRevokeAndUnpin: `grant` and `revoke` on the owner's daemon
+// decide what the chain answers an auditor's access requests (no grant,
+// authorised, revoked, expired); the chain's rules are checked before
+// anything is sent; a dataset the node anchored is not unpinned without
+// --force, with the daemon running or not.
+func TestGrantRevokeAndUnpin(t *testing.T) {
+	skipShort(t)
+	c := newChainNet(t, 4, 1)
+	c.startAll(t)
+	var agency, office *netNode
+	for _, n := range c.nodes {
+		switch {
+		case n.Role == "agency" && !n.Validator:
+			agency = n
+		case n.Role == "office":
+			office = n
+		}
+	}
+	dir := t.TempDir()
+	file, other := filepath.Join(dir, "contracts.csv"), filepath.Join(dir, "minutes.txt")
+	os.WriteFile(file, []byte("id,amount\n1,100\n"), 0o600)
+	os.WriteFile(other, []byte("minutes of the board\n"), 0o600)
+	root := strings.TrimSpace(mustCLI(t, "add", "-Q", "--only-hash", file))
+	mustCLI(t, "--repo", agency.Dir, "add", file)
+	rootCid, err := cid.Decode(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, _ := chain.ParsePeerID(agency.PeerID)
+	ds := chain.Dataset{Owner: owner, Root: dagcbor.Link{Cid: rootCid}}
+	auditor := c.auditors[0]
+	auditorID := chain.PeerIDString(auditor.ID())
+	want := func(o chain.Outcome, code, reason string) {
+		t.Helper()
+		if o.Code != code || o.Reason != reason {
+			t.Fatalf("access outcome %s/%s, want %s/%s", o.Code, o.Reason, code, reason)
+		}
+	}
+
+	want(c.access(t, office, auditor, ds), chain.OutcomeDenied, chain.ReasonNoGrant)
+	out := mustCLI(t, "--repo", agency.Dir, "grant", root, auditorID)
+	if !strings.HasPrefix(out, "granted "+root+" to "+auditorID+" at height ") {
+		t.Fatalf("grant printed %q", out)
+	}
+	want(c.access(t, office, auditor, ds), chain.OutcomeAuthorised, "")
+	mustCLI(t, "--repo", agency.Dir, "revoke", root, auditorID)
+	want(c.access(t, office, auditor, ds), chain.OutcomeDenied, chain.ReasonRevoked)
+
+	// A grant that ends two seconds from now: authorised until a block's
+	// time passes it, then expired.
+	mustCLI(t, "--repo", agency.Dir, "grant", "--expires", "2s", root, auditorID)
+	eventually(t, "the grant to expire", chainWait, func() (bool, string) {
+		o := c.access(t, office, auditor, ds)
+		if o.Code != chain.OutcomeAuthorised {
+			want(o, chain.OutcomeDenied, chain.ReasonExpired)
+			return true, ""
+		}
+		return false, "still authorised"
+	})
+
+	// Refused before anything is sent.
+	otherRoot := strings.TrimSpace(mustCLI(t, "add", "-Q", "--only-hash", other))
+	failCLI(t, "not a dataset this node anchored", "--repo", agency.Dir, "grant", otherRoot, auditorID)
+	failCLI(t, "not an auditor", "--repo", agency.Dir, "grant", root, office.PeerID)
+	failCLI(t, "no grant in force", "--repo", agency.Dir, "revoke", root, chain.PeerIDString(c.auditors[1].ID()))
+	failCLI(t, "--expires", "--repo", agency.Dir, "grant", "--expires", "yesterday", root, auditorID)
+
+	// Unpinning what the node anchored: refused, then forced.
+	failCLI(t, "anchored on the chain", "--repo", agency.Dir, "pin", "rm", root)
+	_, errOut, code := cli(t, nil, "--repo", agency.Dir, "pin", "rm", "--force", root)
+	if code != 0 || !strings.Contains(errOut, "warning: "+root+" is anchored") {
+		t.Fatalf("pin rm --force: exit %d, stderr %q", code, errOut)
+	}
+	// The same without the daemon, from the chain index on disk.
+	mustCLI(t, "--repo", agency.Dir, "add", other)
+	agency.stop(t)
+	failCLI(t, "anchored on the chain", "--repo", agency.Dir, "pin", "rm", otherRoot)
+	if _, errOut, code := cli(t, nil, "--repo", agency.Dir, "pin", "rm", "--force", otherRoot); code != 0 || !strings.Contains(errOut, "warning:") {
+		t.Fatalf("offline pin rm --force: exit %d, stderr %q", code, errOut)
 	}
 }

@@ -106,6 +106,7 @@ type chainNet struct {
 	genesis  *chain.Genesis
 	nodes    []*netNode
 	agencies []chain.Signer
+	auditors []chain.Signer
 	nonce    atomic.Uint64
 
 	mu    sync.Mutex
@@ -146,8 +147,11 @@ func newChainNet(t *testing.T, v, f int) *chainNet {
 		if err != nil || len(raw) != ed25519.PrivateKeySize {
 			t.Fatalf("bench key %s: %v", k.PeerID, err)
 		}
-		if node.Role(k.Role) == node.RoleAgency {
+		switch node.Role(k.Role) {
+		case node.RoleAgency:
 			c.agencies = append(c.agencies, chain.NewSigner(ed25519.PrivateKey(raw)))
+		case node.RoleAuditor:
+			c.auditors = append(c.auditors, chain.NewSigner(ed25519.PrivateKey(raw)))
 		}
 	}
 	if len(c.agencies) == 0 {

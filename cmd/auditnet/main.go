@@ -74,6 +74,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.demoCommand(),
 		a.testnetCommand(),
 		a.statusCommand(),
+		a.grantCommand(),
+		a.revokeCommand(),
 		a.benchCommand(),
 	)
 	return root

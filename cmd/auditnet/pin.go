@@ -22,7 +22,7 @@ func (a *app) pinCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := a.pinChange(cmd.Context(), roots, true); err != nil {
+				if err := a.pinAdd(cmd.Context(), roots); err != nil {
 					return err
 				}
 				for _, c := range roots {
@@ -31,24 +31,7 @@ func (a *app) pinCommand() *cobra.Command {
 				return nil
 			},
 		},
-		&cobra.Command{
-			Use:   "rm CID...",
-			Short: "Unpin DAGs; 'repo gc' then reclaims their blocks",
-			Args:  cobra.MinimumNArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				roots, err := parseCids(args)
-				if err != nil {
-					return err
-				}
-				if err := a.pinChange(cmd.Context(), roots, false); err != nil {
-					return err
-				}
-				for _, c := range roots {
-					fmt.Fprintf(a.stdout, "unpinned %s\n", c)
-				}
-				return nil
-			},
-		},
+		a.pinRmCommand(),
 		&cobra.Command{
 			Use:   "ls",
 			Short: "List pinned roots",
@@ -84,26 +67,67 @@ func parseCids(args []string) ([]cid.Cid, error) {
 }
 
 // pinChange pins or unpins, through the daemon when one runs.
-func (a *app) pinChange(ctx context.Context, roots []cid.Cid, add bool) error {
+func (a *app) pinRmCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rm CID...",
+		Short: "Unpin DAGs; 'repo gc' then reclaims their blocks",
+		Long: `Unpin DAGs; 'repo gc' then reclaims their blocks. A dataset this node
+anchored on the chain is refused: the chain names this node its holder, and
+auditors fetch it from here. --force unpins it anyway, with a warning.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			roots, err := parseCids(args)
+			if err != nil {
+				return err
+			}
+			warnings, err := a.pinRm(cmd.Context(), roots, force)
+			if err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(a.stderr, w)
+			}
+			for _, c := range roots {
+				fmt.Fprintf(a.stdout, "unpinned %s\n", c)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "unpin datasets this node anchored on the chain too")
+	return cmd
+}
+
+func (a *app) pinRm(ctx context.Context, roots []cid.Cid, force bool) ([]string, error) {
+	c, err := a.daemon(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		return c.PinRm(ctx, roots, force)
+	}
+	repo, err := a.openRepo()
+	if err != nil {
+		return nil, err
+	}
+	defer repo.Close()
+	return node.PinRmOffline(ctx, repo, roots, force)
+}
+
+func (a *app) pinAdd(ctx context.Context, roots []cid.Cid) error {
 	c, err := a.daemon(ctx)
 	if err != nil {
 		return err
 	}
 	if c != nil {
-		if add {
-			return c.PinAdd(ctx, roots)
-		}
-		return c.PinRm(ctx, roots)
+		return c.PinAdd(ctx, roots)
 	}
 	repo, err := a.openRepo()
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
-	if add {
-		return repo.PinAdd(ctx, roots)
-	}
-	return repo.PinRm(ctx, roots)
+	return repo.PinAdd(ctx, roots)
 }
 
 func (a *app) pins(ctx context.Context) ([]cid.Cid, error) {
