@@ -70,10 +70,10 @@ type heightList struct {
 	Heights []uint64 `cbor:"heights"`
 }
 
-func memberKey(p []byte) []byte { return append([]byte("member/"), p...) }
+func memberKey(p []byte) []byte { return append([]byte(MemberKeyPrefix), p...) }
 
 func datasetKey(d Dataset) []byte {
-	k := append([]byte("dataset/"), lengthPrefixed(d.Owner)...)
+	k := append([]byte(DatasetKeyPrefix), lengthPrefixed(d.Owner)...)
 	return append(k, d.Root.Bytes()...)
 }
 

@@ -40,6 +40,9 @@ func (d *Daemon) chainRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v0/chain/follow", d.withChain(d.apiChainFollow))
 	mux.HandleFunc("POST /api/v0/grant", d.withChain(d.apiGrant))
 	mux.HandleFunc("POST /api/v0/revoke", d.withChain(d.apiRevoke))
+	mux.HandleFunc("GET /api/v0/log", d.withChain(d.apiLog))
+	mux.HandleFunc("GET /api/v0/members", d.withChain(d.apiMembers))
+	mux.HandleFunc("GET /api/v0/datasets", d.withChain(d.apiDatasets))
 	mux.HandleFunc("GET /metrics", d.withChain(d.apiMetrics))
 	// Profiles, as kubo serves them, behind the API token.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"auditnet/chain"
 	"auditnet/chain/pbft"
@@ -198,4 +199,25 @@ func (s *Store) DiskUsage() (int64, error) {
 		return 0, fmt.Errorf("store: disk usage of %s: %w", s.dir, err)
 	}
 	return n, nil
+}
+
+// StateRange calls fn with every stored state key that begins with prefix
+// and its value, in key order, as of one stored height; fn must not keep
+// them. An error from fn stops the walk and is returned.
+func (s *Store) StateRange(prefix string, fn func(key, value []byte) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	it := s.db.NewIterator(util.BytesPrefix(stateKey(prefix)), nil)
+	defer it.Release()
+	for it.Next() {
+		if err := fn(it.Key()[len(prefixState):], it.Value()); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("store: read state: %w", err)
+	}
+	return nil
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 
 	"auditnet/chain"
 	"auditnet/internal/dagcbor"
+	"auditnet/node"
 )
 
 // anchorLine is what `add` prints for an anchored root.
@@ -219,6 +222,51 @@ func TestGrantRevokeAndUnpin(t *testing.T) {
 		}
 		return false, "still authorised"
 	})
+
+	// The audit trail of the dataset, as the chain recorded it.
+	wantTrail := []string{"anchor/ok", "access/denied/no-grant", "grant/ok", "access/authorised", "revoke/ok", "access/denied/revoked", "grant/ok"}
+	eventually(t, "the audit trail", chainWait, func() (bool, string) {
+		var evs []node.LogEntry
+		if err := json.Unmarshal([]byte(mustCLI(t, "--repo", office.Dir, "log", "--dataset", root, "--json")), &evs); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range evs {
+			got = append(got, strings.TrimSuffix(e.Kind+"/"+e.Code+"/"+e.Reason, "/"))
+		}
+		if len(got) < len(wantTrail)+2 || !slices.Equal(got[:len(wantTrail)], wantTrail) ||
+			got[len(got)-1] != "access/denied/expired" || evs[1].Auditor != auditorID || evs[0].Agency != agency.PeerID {
+			return false, strings.Join(got, " ")
+		}
+		return true, ""
+	})
+	var accesses []node.LogEntry
+	json.Unmarshal([]byte(mustCLI(t, "--repo", office.Dir, "log", "--auditor", auditorID, "--kind", "access", "--json")), &accesses)
+	for _, e := range accesses {
+		if e.Kind != "access" || e.Auditor != auditorID || e.Dataset != root || e.Purpose != "test" {
+			t.Fatalf("log --auditor --kind access gave %+v", e)
+		}
+	}
+	var members []node.MemberInfo
+	json.Unmarshal([]byte(mustCLI(t, "--repo", office.Dir, "members", "--json")), &members)
+	roles := map[string]string{}
+	for _, m := range members {
+		roles[m.PeerID] = m.Role
+		if m.PeerID == office.PeerID && !m.Validator || m.PeerID == agency.PeerID && m.Validator {
+			t.Fatalf("members: %+v", m)
+		}
+	}
+	if roles[agency.PeerID] != "agency" || roles[auditorID] != "auditor" || roles[office.PeerID] != "office" {
+		t.Fatalf("members: %v", roles)
+	}
+	var datasets []node.DatasetInfo
+	json.Unmarshal([]byte(mustCLI(t, "--repo", office.Dir, "datasets", "--agency", agency.PeerID, "--json")), &datasets)
+	if len(datasets) != 1 || datasets[0].Root != root || datasets[0].Name != "contracts.csv" || datasets[0].Policy != chain.PolicyRestricted {
+		t.Fatalf("datasets --agency: %+v", datasets)
+	}
+	if out := mustCLI(t, "--repo", office.Dir, "log", "--dataset", root); !strings.Contains(out, "denied (revoked)") {
+		t.Fatalf("log's table does not show the revoked denial:\n%s", out)
+	}
 
 	// Refused before anything is sent.
 	otherRoot := strings.TrimSpace(mustCLI(t, "add", "-Q", "--only-hash", other))

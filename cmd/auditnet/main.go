@@ -76,6 +76,9 @@ func (a *app) rootCommand() *cobra.Command {
 		a.statusCommand(),
 		a.grantCommand(),
 		a.revokeCommand(),
+		a.logCommand(),
+		a.membersCommand(),
+		a.datasetsCommand(),
 		a.benchCommand(),
 	)
 	return root
