@@ -89,3 +89,10 @@ func DecodeDatasetEntry(key, value []byte) (Dataset, DatasetRecord, error) {
 	}
 	return d, r, nil
 }
+
+// LookupAccess returns the record of the access request with ID id.
+func LookupAccess(s State, id cid.Cid) (AccessRecord, bool, error) {
+	var r AccessRecord
+	ok, err := getRecord(s, accessKey(id), &r)
+	return r, ok, err
+}

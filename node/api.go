@@ -90,8 +90,12 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, ErrBadRef), errors.Is(err, ErrIsDirectory):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrNoProviders), errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, ErrNoProviders), errors.Is(err, storage.ErrNotFound), errors.Is(err, ErrNotAnchored):
 		return http.StatusNotFound
+	case errors.As(err, new(*AccessDeniedError)):
+		return http.StatusForbidden
+	case errors.Is(err, ErrNoQuorum):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -298,7 +302,8 @@ func (d *Daemon) apiCat(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Trailer", streamErrorTrailer)
 	sw := &startedWriter{w: w}
-	if err := d.Cat(r.Context(), ref, sw); err != nil {
+	q := r.URL.Query()
+	if err := d.Cat(r.Context(), ref, sw, AccessOptions{Purpose: q.Get("purpose"), Case: q.Get("case")}); err != nil {
 		if !sw.started {
 			writeError(w, statusOf(err), err)
 			return
@@ -327,6 +332,9 @@ type GetRequest struct {
 	Ref        string `json:"Ref"`
 	Output     string `json:"Output"`
 	MaxEntries int    `json:"MaxEntries"`
+	// Purpose and Case go into the access request on the chain.
+	Purpose string `json:"Purpose,omitempty"`
+	Case    string `json:"Case,omitempty"`
 }
 
 // GetResult is the result of a get through the daemon.
@@ -351,7 +359,8 @@ func (d *Daemon) apiGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := newEventStream(w)
-	fetched, err := d.Get(r.Context(), ref, req.Output, GetOptions{MaxEntries: req.MaxEntries, Progress: ev.progress})
+	fetched, err := d.Get(r.Context(), ref, req.Output, GetOptions{MaxEntries: req.MaxEntries, Progress: ev.progress,
+		Access: AccessOptions{Purpose: req.Purpose, Case: req.Case}})
 	ev.finish(GetResult{Output: req.Output, Fetched: fetched}, err)
 }
 

@@ -89,13 +89,13 @@ func TestAPIGuards(t *testing.T) {
 		t.Fatalf("add: %+v %v", res, err)
 	}
 	var out bytes.Buffer
-	if err := c.Cat(ctx, res.Roots[0].Cid.String(), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+	if err := c.Cat(ctx, res.Roots[0].Cid.String(), &out, AccessOptions{}); err != nil || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("cat: %d bytes, %v", out.Len(), err)
 	}
 	if _, err := c.Add(ctx, AddRequest{Paths: []string{"relative/path"}}, nil, nil); err == nil || !strings.Contains(err.Error(), "not absolute") {
 		t.Fatalf("relative add path: %v", err)
 	}
-	if err := c.Cat(ctx, "bafy-not-a-cid", &out); err == nil || !strings.Contains(err.Error(), "invalid CID") {
+	if err := c.Cat(ctx, "bafy-not-a-cid", &out, AccessOptions{}); err == nil || !strings.Contains(err.Error(), "invalid CID") {
 		t.Fatalf("bad CID: %v", err)
 	}
 }
@@ -122,7 +122,7 @@ func TestDaemonStopsDuringARequest(t *testing.T) {
 	}
 	pr, pw := io.Pipe()
 	catDone := make(chan error, 1)
-	go func() { catDone <- c.Cat(context.Background(), res.Roots[0].Cid.String(), pw) }()
+	go func() { catDone <- c.Cat(context.Background(), res.Roots[0].Cid.String(), pw, AccessOptions{}) }()
 	if _, err := pr.Read(make([]byte, 1)); err != nil { // the body has started
 		t.Fatal(err)
 	}

@@ -147,8 +147,15 @@ func (c *Client) Ls(ctx context.Context, ref string) ([]LsEntry, error) {
 }
 
 // Cat writes a file's bytes to w; the daemon fetches it if it must.
-func (c *Client) Cat(ctx context.Context, ref string, w io.Writer) error {
-	resp, err := c.request(ctx, http.MethodGet, "cat", url.Values{"arg": {ref}}, nil)
+func (c *Client) Cat(ctx context.Context, ref string, w io.Writer, o AccessOptions) error {
+	q := url.Values{"arg": {ref}}
+	if o.Purpose != "" {
+		q.Set("purpose", o.Purpose)
+	}
+	if o.Case != "" {
+		q.Set("case", o.Case)
+	}
+	resp, err := c.request(ctx, http.MethodGet, "cat", q, nil)
 	if err != nil {
 		return err
 	}

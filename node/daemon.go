@@ -51,7 +51,10 @@ type Daemon struct {
 	fetcher    *p2p.Fetcher
 	reprovider *reprovider
 	// chain runs the chain when the repo has a genesis.json; nil before.
+	// gate and acks then decide and record access from the chain.
 	chain  *chainNode
+	gate   *accessGate
+	acks   *p2p.AckService
 	token  string
 	logger *slog.Logger
 }
@@ -94,6 +97,7 @@ func RunDaemon(ctx context.Context, dir string, opts DaemonOptions) (err error) 
 	g.Go(func() error { return d.reprovider.run(gctx) })
 	if d.chain != nil {
 		g.Go(func() error { return d.chain.Run(gctx) })
+		g.Go(func() error { return d.gate.run(gctx) })
 	} else {
 		g.Go(func() error { return d.watchMembership(gctx) })
 	}
@@ -213,11 +217,19 @@ func startDaemon(r *Repo, opts DaemonOptions, logger *slog.Logger) (*Daemon, err
 	if d.dht, err = p2p.NewDHT(d.host, p2p.DHTConfig{Server: server, Bootstrap: ncfg.Bootstrap, Records: d.records, Logger: logger}); err != nil {
 		return fail(err)
 	}
-	d.service, err = p2p.NewFetchService(p2p.FetchServiceConfig{
+	fcfg := p2p.FetchServiceConfig{
 		Host: d.host, Store: r.Store, Network: network,
 		Authorizer: d.authorizer,
 		Freshness:  ncfg.Freshness, MaxConcurrent: ncfg.MaxConcurrent, MaxPerPeer: ncfg.MaxPerPeer, Logger: logger,
-	})
+	}
+	if d.chain != nil {
+		// Strict mode: the chain decides every fetch, and what was served
+		// goes on the chain.
+		d.gate = newAccessGate(d.chain, logger)
+		fcfg.Authorizer, fcfg.Finished = d.gate, d.gate.finished
+		d.acks = p2p.NewAckService(d.host, d.gate.acknowledge, logger)
+	}
+	d.service, err = p2p.NewFetchService(fcfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -236,6 +248,9 @@ func (d *Daemon) close() error {
 	var errs []error
 	if d.service != nil {
 		errs = append(errs, d.service.Close())
+	}
+	if d.acks != nil {
+		errs = append(errs, d.acks.Close())
 	}
 	if d.dht != nil {
 		errs = append(errs, d.dht.Close())
@@ -401,13 +416,32 @@ func (d *Daemon) held(ctx context.Context, root cid.Cid) (bool, error) {
 
 // Cat writes the file ref names: from the repo if the node keeps its
 // dataset, else fetched from the network, verified as it streams.
-func (d *Daemon) Cat(ctx context.Context, ref Ref, w io.Writer) error {
+//
+// On the chain, a fetch is an access: the chain decides it first
+// (requestAccess), o saying why, and the holder it names serves it.
+func (d *Daemon) Cat(ctx context.Context, ref Ref, w io.Writer, o AccessOptions) error {
 	held, err := d.held(ctx, ref.Root)
 	if err != nil {
 		return err
 	}
 	if held {
 		return d.repo.Cat(ctx, ref, w)
+	}
+	if d.chain != nil {
+		a, err := d.requestAccess(ctx, ref.Root, ref.Path, o)
+		if err != nil {
+			return err
+		}
+		fopts, err := d.accessFetchOptions(ctx, a, "cat")
+		if err != nil {
+			return err
+		}
+		stats, err := d.fetcher.Cat(ctx, ref.Root, ref.Path, w, fopts)
+		if err != nil {
+			return err
+		}
+		d.acknowledge(ctx, a, stats.Bytes, stats.Blocks)
+		return nil
 	}
 	opts, err := d.fetchOptions(ctx, ref.Root)
 	if err != nil {
@@ -427,7 +461,17 @@ func (d *Daemon) Get(ctx context.Context, ref Ref, dst string, opts GetOptions) 
 		return out, err
 	}
 	if !held {
-		fopts, err := d.fetchOptions(ctx, ref.Root)
+		var a access
+		var fopts p2p.FetchOptions
+		if d.chain != nil {
+			if a, err = d.requestAccess(ctx, ref.Root, ref.Path, opts.Access); err != nil {
+				return out, err
+			}
+			fopts, err = d.accessFetchOptions(ctx, a, "get")
+			out.Request = a.tx.String()
+		} else {
+			fopts, err = d.fetchOptions(ctx, ref.Root)
+		}
 		if err != nil {
 			return out, err
 		}
@@ -435,9 +479,12 @@ func (d *Daemon) Get(ctx context.Context, ref Ref, dst string, opts GetOptions) 
 		if err != nil {
 			return out, err
 		}
+		if d.chain != nil {
+			d.acknowledge(ctx, a, stats.Bytes, stats.Blocks)
+		}
 		d.logger.Info("fetched", "cid", stats.Target, "bytes", stats.Bytes, "requests", stats.Requests)
 		ref = Ref{Root: stats.Target}
-		out = Fetched{Bytes: stats.Bytes, Blocks: stats.Blocks, Requests: stats.Requests, FromProvider: map[string]int64{}, Dropped: map[string]string{}}
+		out = Fetched{Request: out.Request, Bytes: stats.Bytes, Blocks: stats.Blocks, Requests: stats.Requests, FromProvider: map[string]int64{}, Dropped: map[string]string{}}
 		for p, n := range stats.FromProvider {
 			out.FromProvider[p.String()] = n
 		}
@@ -450,6 +497,9 @@ func (d *Daemon) Get(ctx context.Context, ref Ref, dst string, opts GetOptions) 
 
 // Fetched reports a fetch from the network.
 type Fetched struct {
+	// Request is the access request on the chain the fetch was made
+	// under (strict mode).
+	Request       string `json:",omitempty"`
 	Bytes, Blocks int64
 	Requests      int
 	// FromProvider counts the bytes each provider sent; Dropped says why a

@@ -164,7 +164,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	say("     the files written out equal the agency's originals: %v", same)
 
 	var note bytes.Buffer
-	if err := clients[3].Cat(ctx, root.String()+"/README.txt", &note); err != nil {
+	if err := clients[3].Cat(ctx, root.String()+"/README.txt", &note, AccessOptions{}); err != nil {
 		return err
 	}
 	say("5. auditor-1 reads one file by path, %s/README.txt: %q", root, strings.TrimSpace(note.String()))

@@ -194,6 +194,8 @@ type GetOptions struct {
 	// MaxEntries bounds the files and directories written (0: the
 	// default; negative: no bound).
 	MaxEntries int
+	// Access says why, for the access request of a fetch on the chain.
+	Access AccessOptions
 }
 
 // Get writes the file, directory or symlink ref names to dst, which must

@@ -115,6 +115,16 @@ func (d *DHT) FindProviders(ctx context.Context, root cid.Cid, max int) ([]peer.
 	return out, nil
 }
 
+// FindPeer returns the addresses of peer p: those the host knows, else
+// what the DHT finds.
+func (d *DHT) FindPeer(ctx context.Context, p peer.ID) (peer.AddrInfo, error) {
+	info, err := d.kad.FindPeer(ctx, p)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("p2p: find peer %s: %w", p, err)
+	}
+	return info, nil
+}
+
 // RoutingTableSize is the number of peers in the routing table.
 func (d *DHT) RoutingTableSize() int { return d.kad.RoutingTable().Size() }
 

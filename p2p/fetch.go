@@ -56,8 +56,12 @@ type FetchServiceConfig struct {
 	MaxConcurrent, MaxPerPeer int
 	// IdleTimeout bounds every read and write of a stream (default 30 s).
 	IdleTimeout time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Finished, if set, is told of every authorised request once its
+	// stream has ended: the bytes and blocks sent, and whether the whole
+	// scope was (the audit layer records what it served).
+	Finished func(req *FetchRequest, bytes, blocks uint64, complete bool)
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // FetchService serves /auditnet/fetch/1: it checks each request, then
@@ -158,6 +162,17 @@ func (s *FetchService) serve(ctx context.Context, st network.Stream, remote peer
 		log.Warn("refused fetch request", "reason", reason)
 		return s.reply(st, replyRefused, reason)
 	}
+	var sent *sendingGetter
+	complete := false
+	if s.cfg.Finished != nil {
+		defer func() {
+			var bytes, blocks uint64
+			if sent != nil {
+				bytes, blocks = uint64(sent.bytes), uint64(sent.blocks)
+			}
+			s.cfg.Finished(req, bytes, blocks, complete && err == nil)
+		}()
+	}
 	if !s.acquire(remote) {
 		return s.reply(st, replyBusy, "too many fetches running")
 	}
@@ -188,6 +203,7 @@ func (s *FetchService) serve(ctx context.Context, st network.Stream, remote peer
 		return err
 	}
 	src := newSendingGetter(s.cfg.Store, bw)
+	sent = src
 	defer func() {
 		if err != nil {
 			st.Reset() // unblocks the writer
@@ -219,6 +235,7 @@ func (s *FetchService) serve(ctx context.Context, st network.Stream, remote peer
 	if err := src.finish(); err != nil {
 		return err
 	}
+	complete = true
 	log.Info("served fetch", "cid", req.Root.Cid, "bytes", src.bytes, "blocks", src.blocks, "took", time.Since(start))
 	return st.CloseWrite()
 }

@@ -12,12 +12,16 @@ import (
 )
 
 func (a *app) catCommand() *cobra.Command {
-	return &cobra.Command{
+	var o node.AccessOptions
+	cmd := &cobra.Command{
 		Use:   "cat CID[/PATH]",
 		Short: "Write a file's content to stdout, re-hashing every block",
 		Long: `Write a file's content to stdout. Every block is checked against its CID.
 With a daemon running, a file the node does not hold is fetched from the
-providers the DHT names, verified as it streams, and not stored.`,
+providers the DHT names, verified as it streams, and not stored. On a chain,
+the fetch is an access: the auditor's request (with --purpose and --case) goes
+on the chain first, which authorises or denies it, and only the holder the
+chain names serves it; the access and what was served are recorded.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := node.ParseRef(args[0])
@@ -29,7 +33,7 @@ providers the DHT names, verified as it streams, and not stored.`,
 				return err
 			}
 			if c != nil {
-				return c.Cat(cmd.Context(), ref.String(), a.stdout)
+				return c.Cat(cmd.Context(), ref.String(), a.stdout, o)
 			}
 			repo, err := a.openRepoReadOnly()
 			if err != nil {
@@ -39,18 +43,28 @@ providers the DHT names, verified as it streams, and not stored.`,
 			return repo.Cat(cmd.Context(), ref, a.stdout)
 		},
 	}
+	accessFlags(cmd, &o)
+	return cmd
+}
+
+// accessFlags are the flags that say why an auditor reads a dataset.
+func accessFlags(cmd *cobra.Command, o *node.AccessOptions) {
+	cmd.Flags().StringVar(&o.Purpose, "purpose", "audit", "why the dataset is read (recorded on the chain)")
+	cmd.Flags().StringVar(&o.Case, "case", "", "the audit case this read belongs to (recorded on the chain)")
 }
 
 func (a *app) getCommand() *cobra.Command {
 	var output string
 	var maxEntries int
+	var o node.AccessOptions
 	cmd := &cobra.Command{
-		Use:   "get CID[/PATH] [-o PATH]",
+		Use:   "get CID[/PATH] [-o PATH] [--purpose P] [--case C]",
 		Short: "Write a file or directory to disk, re-hashing every block",
 		Long: `Write a file, directory or symlink to disk. Every block is checked against
 its CID. With a daemon running, a dataset the node does not hold is first
 fetched from the providers the DHT names (in parallel when there are
-several) into the repo, where it is kept but never served or announced.`,
+several) into the repo, where it is kept but never served or announced. On a
+chain, the fetch is an access, decided by the chain first, as for cat.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := node.ParseRef(args[0])
@@ -72,7 +86,7 @@ several) into the repo, where it is kept but never served or announced.`,
 				if err != nil {
 					return err
 				}
-				res, err := c.Get(cmd.Context(), node.GetRequest{Ref: ref.String(), Output: abs, MaxEntries: maxEntries}, nil)
+				res, err := c.Get(cmd.Context(), node.GetRequest{Ref: ref.String(), Output: abs, MaxEntries: maxEntries, Purpose: o.Purpose, Case: o.Case}, nil)
 				if err != nil {
 					return err
 				}
@@ -82,6 +96,9 @@ several) into the repo, where it is kept but never served or announced.`,
 						providers = fmt.Sprintf("%d providers", n)
 					}
 					fmt.Fprintf(a.stderr, "fetched %d bytes in %d blocks from %s, every block verified\n", f.Bytes, f.Blocks, providers)
+				}
+				if f := res.Fetched; f.Request != "" {
+					fmt.Fprintf(a.stderr, "access recorded on the chain: request %s\n", f.Request)
 				}
 				fmt.Fprintf(a.stderr, "saved %s to %s\n", ref, output)
 				return nil
@@ -111,6 +128,7 @@ several) into the repo, where it is kept but never served or announced.`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "where to write it (must not exist; default: the CID or the path's last name)")
 	cmd.Flags().IntVar(&maxEntries, "max-entries", node.DefaultMaxEntries, "refuse a DAG that would write more files and directories than this (-1: no limit)")
+	accessFlags(cmd, &o)
 	return cmd
 }
 

@@ -1,0 +1,406 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"auditnet/chain"
+	"auditnet/chain/index"
+	"auditnet/internal/dagcbor"
+	"auditnet/p2p"
+)
+
+// Access decided by the chain (DESIGN, strict mode), the holder's side:
+// accessGate is the fetch service's Authorizer on a node that runs the
+// chain. It serves a stream only against a committed, authorised,
+// unserved, unexpired, unrevoked access request that names this node and
+// the stream's peer, while its chain view is fresh; it then records the
+// service on the chain (Served), with the auditor's acknowledgement when
+// one comes.
+
+// ackWait is how long after a request's last stream the holder waits for
+// the auditor's acknowledgement before it records the service as
+// unacknowledged.
+const ackWait = 10 * time.Second
+
+type accessGate struct {
+	c      *chainNode
+	self   []byte
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[cid.Cid]*accessSession
+	wake     chan struct{}
+}
+
+// accessSession is what the holder served against one access request.
+type accessSession struct {
+	auditor peer.ID
+	height  uint64 // the request's block
+	scope   chain.Scope
+	active  int
+	bytes   uint64
+	blocks  uint64
+	served  bool // some stream sent its whole scope
+	lastEnd time.Time
+	ack     *chain.Ack
+	// settled: Served is recorded or on its way; no more streams.
+	settled bool
+}
+
+func newAccessGate(c *chainNode, logger *slog.Logger) *accessGate {
+	return &accessGate{c: c, self: c.opts.Signer.ID(), logger: logger, sessions: map[cid.Cid]*accessSession{}, wake: make(chan struct{}, 1)}
+}
+
+// Authorize implements p2p.Authorizer. Its refusals say why, and none
+// depends on whether this node holds the data.
+func (g *accessGate) Authorize(_ context.Context, req *p2p.FetchRequest) error {
+	if req.Auth == nil || !req.Auth.Cid.Defined() {
+		return errors.New("no access request named (request access on the chain first)")
+	}
+	id := req.Auth.Cid
+	st := g.c.Status()
+	if !st.HasQuorum || st.Lag > 0 {
+		return errors.New("this holder's view of the chain is not fresh (no quorum of validators heard from, or behind)")
+	}
+	box := g.c.state.Load()
+	rec, ok, err := chain.LookupAccess(box.s, id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("access request %s: %w", id, err)
+	case !ok:
+		return fmt.Errorf("no committed access request %s", id)
+	case rec.Status != chain.AccessAuthorised:
+		return fmt.Errorf("access request %s is %s", id, rec.Status)
+	case !bytes.Equal(rec.Provider, g.self):
+		return fmt.Errorf("access request %s names another provider", id)
+	case !bytes.Equal(rec.Auditor, req.Requester):
+		return fmt.Errorf("access request %s was made by another auditor", id)
+	case !rec.Dataset.Root.Cid.Equals(req.Root.Cid):
+		return fmt.Errorf("access request %s is for another dataset", id)
+	}
+	params, err := chain.LookupParams(box.s)
+	if err != nil {
+		return err
+	}
+	if st.Height > rec.Height+params.AccessWindow {
+		return fmt.Errorf("access request %s is older than the access window", id)
+	}
+	if _, ok, err := chain.LookupMember(box.s, rec.Auditor); err != nil || !ok {
+		return errors.New("the auditor is no longer a member")
+	}
+	ds, ok, err := chain.LookupDataset(box.s, rec.Dataset)
+	if err != nil || !ok {
+		return errors.New("the dataset is no longer anchored")
+	}
+	if ds.Policy == chain.PolicyRestricted {
+		gr, ok, err := chain.LookupGrant(box.s, rec.Dataset, rec.Auditor)
+		if err != nil || !ok || gr.Revoked {
+			return errors.New("the auditor's grant has been revoked")
+		}
+		if gr.Expires != 0 && gr.Expires <= time.Now().UnixMilli() {
+			return errors.New("the auditor's grant has expired")
+		}
+	}
+	g.mu.Lock()
+	s := g.sessions[id]
+	g.mu.Unlock()
+	if s == nil {
+		scope, err := g.c.requestScope(id)
+		if err != nil {
+			return err
+		}
+		s = &accessSession{auditor: req.RequesterID(), height: rec.Height, scope: scope}
+	}
+	if !scopeWithin(req.Scope, s.scope) {
+		return fmt.Errorf("the scope asked for is not within access request %s's", id)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cur := g.sessions[id]; cur != nil {
+		s = cur
+	} else {
+		g.sessions[id] = s
+	}
+	if s.settled {
+		return fmt.Errorf("access request %s has been served", id)
+	}
+	s.active++
+	return nil
+}
+
+// scopeWithin says whether a stream's scope lies within the authorised
+// one: anything within the whole DAG, else the very path authorised.
+func scopeWithin(asked p2p.Scope, authorised chain.Scope) bool {
+	if authorised.Path == "" && len(authorised.Links) == 0 {
+		return true
+	}
+	return len(asked.Links) == 0 && len(authorised.Links) == 0 && asked.Path == authorised.Path
+}
+
+// finished is the fetch service's Finished hook.
+func (g *accessGate) finished(req *p2p.FetchRequest, sent, blocks uint64, complete bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.sessions[req.Auth.Cid]
+	if s == nil {
+		return
+	}
+	s.active--
+	s.bytes += sent
+	s.blocks += blocks
+	s.served = s.served || complete
+	s.lastEnd = time.Now()
+	g.poke()
+}
+
+func (g *accessGate) poke() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// acknowledge takes an auditor's acknowledgement of a request this node
+// served to it (the /auditnet/ack/1 handler).
+func (g *accessGate) acknowledge(_ context.Context, from peer.ID, raw []byte) error {
+	var ack chain.Ack
+	if err := dagcbor.Unmarshal(raw, &ack); err != nil {
+		return errors.New("malformed acknowledgement")
+	}
+	if ack.Chain != g.c.genesis.ChainID || !ack.Request.Cid.Defined() {
+		return errors.New("acknowledgement for another chain")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.sessions[ack.Request.Cid]
+	switch {
+	case s == nil || s.auditor != from:
+		return errors.New("no access of yours served under that request")
+	case s.settled:
+		return errors.New("that access is already recorded")
+	case ack.Bytes > s.bytes || ack.Blocks > s.blocks:
+		return fmt.Errorf("acknowledges %d bytes in %d blocks; %d in %d were sent", ack.Bytes, ack.Blocks, s.bytes, s.blocks)
+	}
+	if err := chain.VerifyAck(&ack, []byte(from)); err != nil {
+		return fmt.Errorf("acknowledgement: %w", err)
+	}
+	s.ack = &ack
+	g.poke()
+	return nil
+}
+
+// run records services on the chain: a request acknowledged at once, one
+// served and not acknowledged ackWait after its last stream as
+// unacknowledged; and forgets requests past the access window.
+func (g *accessGate) run(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-g.wake:
+		case <-tick.C:
+		}
+		for _, s := range g.due() {
+			g.record(ctx, s.id, s.ack)
+		}
+	}
+}
+
+type dueService struct {
+	id  cid.Cid
+	ack *chain.Ack
+}
+
+// due settles the sessions whose Served is to be sent now.
+func (g *accessGate) due() []dueService {
+	box := g.c.state.Load()
+	var window uint64 = 100
+	if box != nil {
+		if p, err := chain.LookupParams(box.s); err == nil {
+			window = p.AccessWindow
+		}
+	}
+	height := g.c.Status().Height
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []dueService
+	for id, s := range g.sessions {
+		switch {
+		case s.height+window < height && s.active == 0:
+			delete(g.sessions, id) // the chain has settled it
+		case s.settled || s.active > 0:
+		case s.ack != nil:
+			s.settled = true
+			out = append(out, dueService{id, s.ack})
+		case s.served && time.Since(s.lastEnd) >= ackWait:
+			s.settled = true
+			out = append(out, dueService{id, nil})
+		}
+	}
+	return out
+}
+
+// record sends the Served of request id.
+func (g *accessGate) record(ctx context.Context, id cid.Cid, ack *chain.Ack) {
+	done, err := g.c.sendOwn(ctx, chain.TxBody{Kind: chain.KindServed, Served: &chain.Served{Request: dagcbor.Link{Cid: id}, Ack: ack}})
+	if err != nil {
+		if ctx.Err() == nil {
+			g.logger.Error("could not record a service on the chain; it will stand as a non-service", "request", id, "err", err)
+		}
+		return
+	}
+	g.logger.Info("service recorded", "request", id, "acknowledged", ack != nil, "outcome", done.Outcome, "height", done.Height)
+}
+
+// requestScope reads the scope of the committed access request id.
+func (c *chainNode) requestScope(id cid.Cid) (chain.Scope, error) {
+	h, i, err := c.store.Tx(id)
+	if err != nil {
+		return chain.Scope{}, fmt.Errorf("access request %s: %w", id, err)
+	}
+	cb, err := c.store.Committed(h)
+	if err != nil {
+		return chain.Scope{}, fmt.Errorf("access request %s: %w", id, err)
+	}
+	a := cb.Block.Txs[i].Body.Access
+	if a == nil {
+		return chain.Scope{}, fmt.Errorf("%s is not an access request", id)
+	}
+	return a.Scope, nil
+}
+
+// Access decided by the chain, the auditor's side.
+
+// AccessOptions say why an auditor reads a dataset; they go on the chain.
+type AccessOptions struct {
+	Purpose string
+	Case    string
+}
+
+// AccessDeniedError is the chain's refusal of an access request.
+type AccessDeniedError struct {
+	Dataset cid.Cid
+	Reason  string
+	Tx      string
+	Height  uint64
+}
+
+func (e *AccessDeniedError) Error() string {
+	return fmt.Sprintf("access to %s denied by the chain: %s (request %s at height %d)", e.Dataset, e.Reason, e.Tx, e.Height)
+}
+
+// ErrNotAnchored is returned for a fetch of a root no agency anchored.
+var ErrNotAnchored = errors.New("is not anchored on the chain")
+
+// access is an authorised access request and its holder.
+type access struct {
+	tx      cid.Cid
+	height  uint64
+	holder  peer.ID
+	dataset chain.Dataset
+	size    uint64
+}
+
+// requestAccess asks the chain for access to path under root from its
+// holder, and returns once the request is authorised; a denial is an
+// *AccessDeniedError.
+func (d *Daemon) requestAccess(ctx context.Context, root cid.Cid, path string, o AccessOptions) (access, error) {
+	c := d.chain
+	if err := c.waitIndexed(ctx); err != nil {
+		return access{}, err
+	}
+	evs, err := c.index.Query(index.Filter{Root: root, Kinds: []index.Kind{index.KindAnchor}})
+	if err != nil {
+		return access{}, err
+	}
+	box := c.state.Load()
+	var a access
+	for _, ev := range evs {
+		if ev.Code != chain.OutcomeOK || ev.Dataset == nil {
+			continue
+		}
+		rec, ok, err := chain.LookupDataset(box.s, *ev.Dataset)
+		if err != nil || !ok {
+			continue
+		}
+		holder, err := peer.IDFromBytes(ev.Dataset.Owner)
+		if err != nil {
+			continue
+		}
+		a = access{holder: holder, dataset: *ev.Dataset, size: rec.Size}
+		break
+	}
+	if a.holder == "" {
+		return access{}, fmt.Errorf("%s %w", root, ErrNotAnchored)
+	}
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	done, err := c.sendOwn(ctx, chain.TxBody{Kind: chain.KindAccess, Access: &chain.AccessRequest{
+		Dataset: a.dataset, Scope: chain.Scope{Path: path}, Provider: a.dataset.Owner,
+		Nonce: nonce, Purpose: o.Purpose, Case: o.Case,
+	}})
+	if err != nil {
+		return access{}, fmt.Errorf("access request for %s: %w", root, err)
+	}
+	if done.Outcome != chain.OutcomeAuthorised {
+		return access{}, &AccessDeniedError{Dataset: root, Reason: done.Reason, Tx: done.Tx, Height: done.Height}
+	}
+	if a.tx, err = cid.Decode(done.Tx); err != nil {
+		return access{}, err
+	}
+	a.height = done.Height
+	d.logger.Info("access authorised by the chain", "dataset", root, "request", done.Tx, "height", done.Height, "holder", a.holder)
+	return a, nil
+}
+
+// accessFetchOptions are the fetch options of an authorised access: its
+// holder, found in the DHT if the host has no address for it.
+func (d *Daemon) accessFetchOptions(ctx context.Context, a access, purpose string) (p2p.FetchOptions, error) {
+	if len(d.host.Peerstore().Addrs(a.holder)) == 0 {
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if _, err := d.dht.FindPeer(fctx, a.holder); err != nil {
+			return p2p.FetchOptions{}, fmt.Errorf("the holder %s of %s cannot be reached: %w", a.holder, a.dataset.Root.Cid, err)
+		}
+	}
+	return p2p.FetchOptions{Providers: []peer.ID{a.holder}, Auth: a.tx, Purpose: purpose, MaxBytes: a.size}, nil
+}
+
+// acknowledge signs what was received under a and gives it to the holder,
+// who records it on the chain. The data is here either way: a failure is
+// logged, and the holder records the service as unacknowledged.
+func (d *Daemon) acknowledge(ctx context.Context, a access, bytes, blocks int64) {
+	ack := chain.Ack{Chain: d.chain.genesis.ChainID, Request: dagcbor.Link{Cid: a.tx}, Bytes: uint64(bytes), Blocks: uint64(blocks)}
+	if err := chain.SignAck(&ack, d.chain.opts.Signer); err != nil {
+		d.logger.Error("sign acknowledgement", "err", err)
+		return
+	}
+	raw, err := dagcbor.Marshal(&ack)
+	if err == nil {
+		err = p2p.SendAck(ctx, d.host, a.holder, raw)
+	}
+	if err != nil {
+		d.logger.Warn("acknowledgement not delivered; the holder records the service unacknowledged", "request", a.tx, "err", err)
+	}
+}
+
+// waitIndexed waits until the index holds what the status shows
+// committed (the store and index write behind the core).
+func (c *chainNode) waitIndexed(ctx context.Context) error {
+	if st := c.status.Load(); st != nil {
+		c.waitStored(ctx, st.Height)
+	}
+	return ctx.Err()
+}
