@@ -63,7 +63,7 @@ func newAccessGate(c *chainNode, logger *slog.Logger) *accessGate {
 
 // Authorize implements p2p.Authorizer. Its refusals say why, and none
 // depends on whether this node holds the data.
-func (g *accessGate) Authorize(_ context.Context, req *p2p.FetchRequest) error {
+func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error {
 	if req.Auth == nil || !req.Auth.Cid.Defined() {
 		return errors.New("no access request named (request access on the chain first)")
 	}
@@ -115,6 +115,7 @@ func (g *accessGate) Authorize(_ context.Context, req *p2p.FetchRequest) error {
 	s := g.sessions[id]
 	g.mu.Unlock()
 	if s == nil {
+		g.c.waitStored(ctx, rec.Height) // the store writes behind the state
 		scope, err := g.c.requestScope(id)
 		if err != nil {
 			return err

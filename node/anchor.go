@@ -45,9 +45,9 @@ func ParsePolicy(s string) (chain.Policy, error) {
 // grant) is waited for.
 const txTimeout = time.Minute
 
-// ErrNoQuorum is wrapped by a chain operation that timed out waiting for
-// a commit: the validators are down or cut off.
-var ErrNoQuorum = errors.New("the chain did not commit in time (no quorum of validators reachable?)")
+// ErrNoQuorum is wrapped by a chain operation that cannot commit: too few
+// validators are heard from, or the commit did not come in time.
+var ErrNoQuorum = errors.New("no quorum: the chain cannot commit (too few validators reachable)")
 
 // anchor puts this node's dataset root on the chain, with its encoded
 // size, name and policy, and returns once the anchor has committed. A
@@ -85,6 +85,9 @@ type TxDone struct {
 // expiry and nonce are filled in), signed with its key, and waits until
 // it commits.
 func (c *chainNode) sendOwn(ctx context.Context, body chain.TxBody) (TxDone, error) {
+	if err := c.awaitQuorum(ctx, quorumGrace); err != nil {
+		return TxDone{}, err
+	}
 	box := c.state.Load()
 	if box == nil {
 		return TxDone{}, errors.New("the chain has not started")
@@ -150,15 +153,58 @@ func (c *chainNode) isOpenDataset(root cid.Cid) bool {
 	return err == nil && ok && rec.Policy == chain.PolicyOpen
 }
 
+// quorumGrace is how long a node's own transaction waits for a quorum of
+// validators to be heard from before it fails: long enough for a node
+// that just started to hear their heartbeats.
+const quorumGrace = 5 * time.Second
+
+// awaitQuorum returns once this node has heard from a quorum of
+// validators lately, or ErrNoQuorum after grace: with no quorum nothing
+// can commit, so fetches and anchors fail closed at once rather than
+// wait out a commit timeout.
+func (c *chainNode) awaitQuorum(ctx context.Context, grace time.Duration) error {
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st := c.Status()
+		if st.HasQuorum {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("%w: %d of the %d validators needed are live", ErrNoQuorum, st.Live, st.Quorum)
+		case <-tick.C:
+		}
+	}
+}
+
 // submitAndWait submits one encoded transaction of this node and waits
-// for its commit, trying again while the mempool is full.
+// for its commit, trying again while the mempool is full. It gives up
+// with ErrNoQuorum when the quorum has been lost for quorumGrace, or at
+// the timeout.
 func (c *chainNode) submitAndWait(ctx context.Context, raw []byte, timeout time.Duration) (TxCommit, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	tx, err := chain.DecodeTx(raw)
+	if err != nil {
+		return TxCommit{}, "", err
+	}
+	id, err := tx.ID()
+	if err != nil {
+		return TxCommit{}, "", err
+	}
+	ch, stopWaiting, err := c.waiters.wait(id)
+	if err != nil {
+		return TxCommit{}, "", err
+	}
+	defer stopWaiting()
 	backoff := 50 * time.Millisecond
 	for {
-		left := time.Until(deadlineOf(ctx))
-		res, err := c.submitEncoded(ctx, [][]byte{raw}, true, left)
+		res, err := c.submitEncoded(ctx, [][]byte{raw}, false, 0)
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
 			return TxCommit{}, "", ErrNoQuorum
@@ -176,10 +222,35 @@ func (c *chainNode) submitAndWait(ctx context.Context, raw []byte, timeout time.
 			continue
 		case res[0].Error != "":
 			return TxCommit{}, "", errors.New(res[0].Error)
-		case res[0].Commit == nil:
-			return TxCommit{}, res[0].ID, ErrNoQuorum
 		}
-		return *res[0].Commit, res[0].ID, nil
+		break
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var lost time.Time
+	for {
+		select {
+		case tc, ok := <-ch:
+			if !ok {
+				return TxCommit{}, id.String(), errors.New("the node is stopping")
+			}
+			return tc, id.String(), nil
+		case <-ctx.Done():
+			return TxCommit{}, id.String(), ErrNoQuorum
+		case <-tick.C:
+		}
+		// It may have committed before the waiter was registered.
+		if tc, ok := c.committedTx(id, map[uint64]map[cid.Cid]*chain.Outcome{}); ok {
+			return tc, id.String(), nil
+		}
+		switch st := c.Status(); {
+		case st.HasQuorum:
+			lost = time.Time{}
+		case lost.IsZero():
+			lost = time.Now()
+		case time.Since(lost) >= quorumGrace:
+			return TxCommit{}, id.String(), fmt.Errorf("%w: %d of the %d validators needed are live", ErrNoQuorum, st.Live, st.Quorum)
+		}
 	}
 }
 
@@ -194,10 +265,4 @@ func truncateName(name string) string {
 		name = name[:len(name)-1]
 	}
 	return name
-}
-
-// deadlineOf is ctx's deadline (every caller sets one).
-func deadlineOf(ctx context.Context) time.Time {
-	d, _ := ctx.Deadline()
-	return d
 }

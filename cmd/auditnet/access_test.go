@@ -95,6 +95,14 @@ func TestAccessDecidedByChain(t *testing.T) {
 		}
 		return true, ""
 	})
+	// With no quorum, a fetch fails closed, at once and clearly; the
+	// holder serves nothing.
+	vals := c.validators()
+	vals[0].stop(t)
+	vals[1].stop(t)
+	failCLI(t, "no quorum", "--repo", auditor.Dir, "cat", roots["open.txt"])
+	c.startAll(t, vals[0], vals[1])
+
 	var accesses []node.LogEntry
 	json.Unmarshal([]byte(mustCLI(t, "--repo", office.Dir, "log", "--dataset", roots["ledger.bin"], "--kind", "access", "--json")), &accesses)
 	if len(accesses) != 2 || accesses[0].Reason != chain.ReasonNoGrant || accesses[1].Code != chain.OutcomeAuthorised ||
