@@ -238,7 +238,11 @@ func DecodeReceipt(b []byte) (*Receipt, error) {
 }
 
 // DecodeReceiptJSON decodes a receipt written by encoding/json (R.json),
-// refusing unknown fields and input over MaxReceiptSize.
+// refusing unknown fields, input over MaxReceiptSize, and any encoding
+// but the canonical one (encoding/json's, whitespace aside): JSON can
+// spell the same receipt several ways (base64 with stray padding bits,
+// escapes, duplicate keys), and a receipt is one document, so that a
+// changed byte is always a refused receipt.
 func DecodeReceiptJSON(b []byte) (*Receipt, error) {
 	if len(b) > MaxReceiptSize {
 		return nil, fmt.Errorf("decode receipt: %w: %d bytes, at most %d", ErrTooLarge, len(b), MaxReceiptSize)
@@ -251,6 +255,17 @@ func DecodeReceiptJSON(b []byte) (*Receipt, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("decode receipt: trailing data after the receipt")
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		return nil, fmt.Errorf("decode receipt: %w", err)
+	}
+	canonical, err := json.Marshal(&r)
+	if err != nil {
+		return nil, fmt.Errorf("decode receipt: %w", err)
+	}
+	if !bytes.Equal(compact.Bytes(), canonical) {
+		return nil, fmt.Errorf("%w: the receipt is not in its canonical JSON encoding", ErrBadReceipt)
 	}
 	if err := r.checkShape(); err != nil {
 		return nil, err

@@ -284,3 +284,33 @@ func dirSize(fsys FS, dir string) (int64, int, error) {
 	}
 	return total, len(names), nil
 }
+
+// DAGCheck is what CheckDAG read.
+type DAGCheck struct {
+	Blocks int
+	Bytes  int64
+}
+
+// CheckDAG reads every block of root's DAG and re-hashes it against its
+// CID; the first missing, corrupt or malformed block is an error wrapping
+// ErrNotFound, ErrCorrupt or the decoder's error.
+func (s *Store) CheckDAG(ctx context.Context, root cid.Cid) (DAGCheck, error) {
+	var st DAGCheck
+	err := walk(ctx, root, nil, func(c cid.Cid) ([]cid.Cid, error) {
+		data, err := s.read(c.Hash())
+		if err != nil {
+			return nil, fmt.Errorf("block %s of %s: %w", c, root, err)
+		}
+		if ok, err := hashMatches(c.Hash(), data); err != nil || !ok {
+			return nil, fmt.Errorf("block %s of %s: %w", c, root, ErrCorrupt)
+		}
+		st.Blocks++
+		st.Bytes += int64(len(data))
+		links, err := Links(c, data)
+		if err != nil {
+			return nil, fmt.Errorf("block %s of %s: %w", c, root, err)
+		}
+		return links, nil
+	})
+	return st, err
+}

@@ -95,6 +95,47 @@ func TestAccessDecidedByChain(t *testing.T) {
 		}
 		return true, ""
 	})
+	// Receipts: the anchor's and the access's, checked offline against
+	// the genesis; one byte changed anywhere fails.
+	proofDir := t.TempDir()
+	anchorReceipt, accessReceipt := filepath.Join(proofDir, "anchor.json"), filepath.Join(proofDir, "access.json")
+	mustCLI(t, "--repo", agency.Dir, "proof", roots["ledger.bin"], "-o", anchorReceipt)
+	proven := mustCLI(t, "verify-proof", anchorReceipt, "--genesis", c.tn.Genesis)
+	if !strings.Contains(proven, "it anchors dataset "+roots["ledger.bin"]) || !strings.Contains(proven, "with outcome ok") ||
+		!strings.Contains(proven, "sent and signed by "+agency.PeerID) {
+		t.Fatalf("verify-proof of the anchor:\n%s", proven)
+	}
+	var authorised []node.LogEntry
+	json.Unmarshal([]byte(mustCLI(t, "--repo", office.Dir, "log", "--dataset", roots["ledger.bin"], "--kind", "access", "--json")), &authorised)
+	request := authorised[len(authorised)-1].Tx
+	mustCLI(t, "--repo", office.Dir, "proof", roots["ledger.bin"], "--access", request, "-o", accessReceipt)
+	proven = mustCLI(t, "verify-proof", accessReceipt, "--genesis", c.tn.Genesis)
+	if !strings.Contains(proven, "with outcome authorised") || !strings.Contains(proven, `purpose "annual audit", case "C-42"`) {
+		t.Fatalf("verify-proof of the access:\n%s", proven)
+	}
+	raw, _ := os.ReadFile(accessReceipt)
+	raw = bytes.TrimRight(raw, "\n")
+	for i := range raw {
+		bad := bytes.Clone(raw)
+		bad[i] ^= 0x01
+		p := filepath.Join(proofDir, "bad.json")
+		os.WriteFile(p, bad, 0o600)
+		if out, _, code := cli(t, nil, "verify-proof", p, "--genesis", c.tn.Genesis); code == 0 {
+			t.Fatalf("a receipt with byte %d changed (%q to %q, in %s) verified:\n%s", i, raw[i], bad[i], raw[max(0, i-80):min(len(raw), i+20)], out)
+		}
+	}
+	// verify: the holder's copy and the auditor's, end to end.
+	for _, n := range []*netNode{agency, auditor} {
+		out := mustCLI(t, "--repo", n.Dir, "verify", roots["ledger.bin"])
+		if !strings.Contains(out, "anchored by "+agency.PeerID) || !strings.Contains(out, "certificate of") {
+			t.Fatalf("verify on %s:\n%s", n.Name, out)
+		}
+	}
+	failCLI(t, "block not found", "--repo", office.Dir, "verify", roots["ledger.bin"])
+	unanchored := filepath.Join(dir, "office-notes.txt")
+	os.WriteFile(unanchored, []byte("notes the office keeps\n"), 0o600)
+	failCLI(t, "not anchored", "--repo", office.Dir, "verify", strings.TrimSpace(mustCLI(t, "--repo", office.Dir, "add", "-Q", unanchored)))
+
 	// With no quorum, a fetch fails closed, at once and clearly; the
 	// holder serves nothing.
 	vals := c.validators()

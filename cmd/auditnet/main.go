@@ -79,6 +79,9 @@ func (a *app) rootCommand() *cobra.Command {
 		a.logCommand(),
 		a.membersCommand(),
 		a.datasetsCommand(),
+		a.proofCommand(),
+		a.verifyProofCommand(),
+		a.verifyDatasetCommand(),
 		a.benchCommand(),
 	)
 	return root
