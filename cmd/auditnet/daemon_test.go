@@ -182,18 +182,29 @@ func TestDaemonThroughCLI(t *testing.T) {
 	}
 }
 
-// TestDemo runs `auditnet demo` end to end: four daemons and an outsider in
-// this process, a fetch from two providers at once, verified, and the
-// outsider refused.
+// TestDemo runs `auditnet demo` end to end: the default testnet's six
+// daemons and an outsider in this process; anchors, grants, an access
+// decided by the chain and served with its acknowledgement, a revoked
+// grant refused on the chain, a receipt verified offline, the outsider
+// refused; and nothing left behind in its temporary directory.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts daemons")
 	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	base := 36000 + os.Getpid()%300*10
-	out := mustCLI(t, "demo", "--size-mib", "4", "--base-port", strconv.Itoa(base), "--dir", filepath.Join(t.TempDir(), "net"))
-	for _, want := range []string{"2 providers", "equal the agency's originals: true", "admitted false", "gater disallows"} {
-		if !strings.Contains(out, want) {
+	out := mustCLI(t, "demo", "--size-mib", "4", "--base-port", strconv.Itoa(base))
+	for _, want := range []string{
+		"anchored at height", "identical to agency-1's original: true", "denied by the chain: revoked",
+		"outcome authorised, signed by auditor-1", "purpose changed fails verification", "admitted false",
+		"gater disallows", "bytes acknowledged", "access   denied (revoked)", "the data center keeps the chain, not the data",
+	} {
+		if !strings.Contains(strings.ToLower(out), strings.ToLower(want)) {
 			t.Fatalf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Fatalf("the demo left %d entries in its temporary directory", len(left))
 	}
 }

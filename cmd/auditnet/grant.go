@@ -61,7 +61,11 @@ func (a *app) sendGrant(cmd *cobra.Command, verb string, req node.GrantRequest) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "%s %s to %s at height %d (tx %s)\n", verb, req.Dataset, req.Auditor, done.Height, done.Tx)
+	if verb == "granted" {
+		fmt.Fprintf(a.stdout, "granted %s to %s at height %d (tx %s)\n", req.Dataset, req.Auditor, done.Height, done.Tx)
+	} else {
+		fmt.Fprintf(a.stdout, "revoked the grant of %s to %s at height %d (tx %s)\n", req.Dataset, req.Auditor, done.Height, done.Tx)
+	}
 	return nil
 }
 
