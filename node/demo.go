@@ -120,7 +120,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	sets := map[string]*dataset{}
 	for _, a := range []struct {
 		node, name, policy string
-		seed              uint64
+		seed               uint64
 	}{{"agency-1", "budget-2026", "restricted", 1}, {"agency-2", "procurement-2026", "restricted", 2}, {"agency-2", "annual-report-2026", "open", 3}} {
 		src := filepath.Join(opts.Dir, "data", a.name)
 		size := opts.SizeMiB
