@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -268,11 +269,37 @@ func TestGrantRevokeAndUnpin(t *testing.T) {
 		t.Fatalf("log's table does not show the revoked denial:\n%s", out)
 	}
 
+	// An admin grant, k = 2 of m = 3: refused with fewer signatures.
+	auditor2 := chain.PeerIDString(c.auditors[1].ID())
+	txFile := filepath.Join(dir, "grant.json")
+	mustCLI(t, "--repo", office.Dir, "admin", "new", "grant", root, auditor2, "-o", txFile)
+	failCLI(t, "no admin signatures yet", "--repo", office.Dir, "admin", "submit", txFile)
+	mustCLI(t, "admin", "sign", txFile, "--key", c.tn.Admins[0])
+	failCLI(t, "already carries the signature", "admin", "sign", txFile, "--key", c.tn.Admins[0])
+	failCLI(t, "1 admin signatures, 2 needed", "--repo", office.Dir, "admin", "submit", txFile)
+	mustCLI(t, "admin", "sign", txFile, "--key", c.tn.Admins[2])
+	if out := mustCLI(t, "--repo", office.Dir, "admin", "submit", txFile); !strings.Contains(out, "with 2 admin signatures, outcome ok") {
+		t.Fatalf("admin submit: %s", out)
+	}
+	want(c.access(t, office, c.auditors[1], ds), chain.OutcomeAuthorised, "")
+	var f map[string]any
+	raw, _ := os.ReadFile(txFile)
+	json.Unmarshal(raw, &f)
+	body, _ := base64.StdEncoding.DecodeString(f["Body"].(string))
+	body[len(body)-3] ^= 1 // a byte of the nonce: still a valid body, no longer the one signed
+	f["Body"] = body
+	raw, _ = json.Marshal(f)
+	os.WriteFile(txFile, raw, 0o600)
+	if _, _, code := cli(t, nil, "admin", "sign", txFile, "--key", c.tn.Admins[1]); code == 0 {
+		t.Fatal("a tampered admin transaction was signed")
+	}
+
 	// Refused before anything is sent.
 	otherRoot := strings.TrimSpace(mustCLI(t, "add", "-Q", "--only-hash", other))
 	failCLI(t, "not a dataset this node anchored", "--repo", agency.Dir, "grant", otherRoot, auditorID)
 	failCLI(t, "not an auditor", "--repo", agency.Dir, "grant", root, office.PeerID)
-	failCLI(t, "no grant in force", "--repo", agency.Dir, "revoke", root, chain.PeerIDString(c.auditors[1].ID()))
+	failCLI(t, "no grant in force", "--repo", agency.Dir, "revoke", root, chain.PeerIDString(c.auditors[2].ID()))
+	failCLI(t, "made by the admins; only they revoke it", "--repo", agency.Dir, "revoke", root, auditor2)
 	failCLI(t, "--expires", "--repo", agency.Dir, "grant", "--expires", "yesterday", root, auditorID)
 
 	// Unpinning what the node anchored: refused, then forced.

@@ -82,6 +82,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.proofCommand(),
 		a.verifyProofCommand(),
 		a.verifyDatasetCommand(),
+		a.adminCommand(),
 		a.benchCommand(),
 	)
 	return root
