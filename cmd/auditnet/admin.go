@@ -323,4 +323,3 @@ func readAdminKey(path string) (chain.Signer, error) {
 	}
 	return chain.NewSigner(ed25519.PrivateKey(key)), nil
 }
-
