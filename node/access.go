@@ -379,6 +379,16 @@ func (d *Daemon) accessFetchOptions(ctx context.Context, a access, purpose strin
 	return p2p.FetchOptions{Providers: []peer.ID{a.holder}, Auth: a.tx, Purpose: purpose, MaxBytes: a.size}, nil
 }
 
+// holderFailed explains a fetch that the holder did not complete: the
+// chain authorised it, but the one holder it records did not serve it.
+func holderFailed(a access, err error) error {
+	if errors.Is(err, p2p.ErrNoProvider) {
+		return fmt.Errorf("the holder %s did not serve %s under access request %s (is it down? a dataset has one holder until replication): %w",
+			a.holder, a.dataset.Root.Cid, a.tx, err)
+	}
+	return err
+}
+
 // acknowledge signs what was received under a and gives it to the holder,
 // who records it on the chain. The data is here either way: a failure is
 // logged, and the holder records the service as unacknowledged.

@@ -438,7 +438,7 @@ func (d *Daemon) Cat(ctx context.Context, ref Ref, w io.Writer, o AccessOptions)
 		}
 		stats, err := d.fetcher.Cat(ctx, ref.Root, ref.Path, w, fopts)
 		if err != nil {
-			return err
+			return holderFailed(a, err)
 		}
 		d.acknowledge(ctx, a, stats.Bytes, stats.Blocks)
 		return nil
@@ -477,6 +477,9 @@ func (d *Daemon) Get(ctx context.Context, ref Ref, dst string, opts GetOptions) 
 		}
 		stats, err := d.fetcher.Get(ctx, ref.Root, ref.Path, fopts)
 		if err != nil {
+			if d.chain != nil {
+				err = holderFailed(a, err)
+			}
 			return out, err
 		}
 		if d.chain != nil {

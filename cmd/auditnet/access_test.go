@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipfs/go-cid"
+
 	"auditnet/chain"
+	"auditnet/internal/dagcbor"
 	"auditnet/node"
 )
 
@@ -144,9 +147,33 @@ func TestAccessDecidedByChain(t *testing.T) {
 	failCLI(t, "no quorum", "--repo", auditor.Dir, "cat", roots["open.txt"])
 	c.startAll(t, vals[0], vals[1])
 
+	// Only the holder the chain records serves: a request naming the
+	// auditor's node, which holds a fetched copy, is denied on the chain
+	// (and that node would refuse it too: fetched data is never served).
+	owner, _ := chain.ParsePeerID(agency.PeerID)
+	rootCid, _ := cid.Decode(roots["ledger.bin"])
+	auditorID, _ := chain.ParsePeerID(auditor.PeerID)
+	ds := chain.Dataset{Owner: owner, Root: dagcbor.Link{Cid: rootCid}}
+	if o := c.accessFrom(t, office, c.auditors[0], ds, auditorID); o.Code != chain.OutcomeDenied || o.Reason != chain.ReasonNotHolder {
+		t.Fatalf("a request naming the auditor's node as provider: %+v", o)
+	}
+
+	// The holder killed: the authorised fetch fails with a clear error,
+	// and nothing on the chain is lost.
+	mustCLI(t, "--repo", agency.Dir, "grant", roots["minutes.txt"], auditor.PeerID)
+	before := office.mustStatus(t).Height
+	agency.kill(t)
+	_, errOut, code = cli(t, nil, "--repo", auditor.Dir, "cat", roots["minutes.txt"])
+	if code == 0 || !strings.Contains(errOut, "the holder "+agency.PeerID+" did not serve") {
+		t.Fatalf("a fetch from a killed holder: exit %d: %s", code, errOut)
+	}
+	if h := office.mustStatus(t).Height; h <= before {
+		t.Fatalf("height %d after the access request, %d before", h, before)
+	}
+
 	var accesses []node.LogEntry
 	json.Unmarshal([]byte(mustCLI(t, "--repo", office.Dir, "log", "--dataset", roots["ledger.bin"], "--kind", "access", "--json")), &accesses)
-	if len(accesses) != 2 || accesses[0].Reason != chain.ReasonNoGrant || accesses[1].Code != chain.OutcomeAuthorised ||
+	if len(accesses) != 3 || accesses[0].Reason != chain.ReasonNoGrant || accesses[1].Code != chain.OutcomeAuthorised ||
 		accesses[1].Purpose != "annual audit" || accesses[1].Case != "C-42" || accesses[1].Provider != agency.PeerID {
 		t.Fatalf("access events: %+v", accesses)
 	}

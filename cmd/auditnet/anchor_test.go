@@ -144,11 +144,17 @@ func TestAddAnchors(t *testing.T) {
 // through via, and returns its outcome once committed.
 func (c *chainNet) access(t *testing.T, via *netNode, auditor chain.Signer, ds chain.Dataset) chain.Outcome {
 	t.Helper()
+	return c.accessFrom(t, via, auditor, ds, ds.Owner)
+}
+
+// accessFrom is access naming provider as the holder to serve it.
+func (c *chainNet) accessFrom(t *testing.T, via *netNode, auditor chain.Signer, ds chain.Dataset, provider []byte) chain.Outcome {
+	t.Helper()
 	nonce := c.nonce.Add(1)
 	tx := &chain.Tx{Body: chain.TxBody{
 		Chain: c.genesis.ChainID, Kind: chain.KindAccess, Sender: auditor.ID(),
 		Expires: via.mustStatus(t).Height + c.genesis.Params.ReplayWindow/2, Nonce: nonce,
-		Access: &chain.AccessRequest{Dataset: ds, Provider: ds.Owner, Nonce: binary.BigEndian.AppendUint64(nil, nonce), Purpose: "test"},
+		Access: &chain.AccessRequest{Dataset: ds, Provider: provider, Nonce: binary.BigEndian.AppendUint64(nil, nonce), Purpose: "test"},
 	}}
 	if err := tx.Sign(auditor); err != nil {
 		t.Fatal(err)
