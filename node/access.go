@@ -72,8 +72,7 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	if !st.HasQuorum || st.Lag > 0 {
 		return errors.New("this holder's view of the chain is not fresh (no quorum of validators heard from, or behind)")
 	}
-	box := g.c.state.Load()
-	rec, ok, err := chain.LookupAccess(box.s, id)
+	box, rec, ok, err := g.lookup(ctx, id)
 	switch {
 	case err != nil:
 		return fmt.Errorf("access request %s: %w", id, err)
@@ -137,6 +136,32 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	}
 	s.active++
 	return nil
+}
+
+// requestLag bounds how long the holder waits for a request it does not
+// see committed yet: the auditor fetches as soon as its own node sees the
+// commit, and the holder's (a follower's, say) may apply the block a
+// moment later.
+const requestLag = 3 * time.Second
+
+// lookup reads access request id's record from the committed state,
+// waiting up to requestLag for it to appear.
+func (g *accessGate) lookup(ctx context.Context, id cid.Cid) (*stateBox, chain.AccessRecord, bool, error) {
+	deadline := time.Now().Add(requestLag)
+	for {
+		box := g.c.state.Load()
+		rec, ok, err := chain.LookupAccess(box.s, id)
+		if ok || err != nil || time.Now().After(deadline) {
+			return box, rec, ok, err
+		}
+		t := time.NewTimer(25 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return box, rec, false, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // scopeWithin says whether a stream's scope lies within the authorised
