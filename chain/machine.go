@@ -260,6 +260,12 @@ func (m *Machine) checkNodeTx(tx *Tx, sender MemberRecord, h uint64, p Params) e
 		if role != string(roleAgency) || string(b.Grant.Dataset.Owner) != string(b.Sender) {
 			return invalid("only the dataset's owner or admins grant")
 		}
+		var prior GrantRecord
+		if ok, err := getRecord(m.state, grantKey(b.Grant.Dataset, b.Grant.Auditor), &prior); err != nil {
+			return err
+		} else if ok && !prior.Revoked && len(prior.Grantor) == 0 {
+			return invalid("a grant by the admins is in force; only they change it")
+		}
 		var d DatasetRecord
 		if ok, err := getRecord(m.state, datasetKey(b.Grant.Dataset), &d); err != nil || !ok {
 			return invalid("grant on a dataset that is not anchored")

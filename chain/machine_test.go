@@ -391,3 +391,25 @@ func TestReplayCacheAcrossForks(t *testing.T) {
 		t.Fatalf("the state both forks were cloned from refuses a tx neither committed in it: %v", err)
 	}
 }
+
+// TestOwnerCannotTakeOverAdminsGrant: an owner's Grant over a grant the
+// admins made, still in force, is refused, so that the owner cannot make
+// it its own and revoke it; after the admins revoke theirs, the owner may
+// grant again.
+func TestOwnerCannotTakeOverAdminsGrant(t *testing.T) {
+	w := newWorld(t, nil)
+	ds := w.anchor("agency", "ledger", PolicyRestricted)
+	grant := func(b *TxBody) { b.Grant = &Grant{Dataset: ds, Auditor: w.ids["auditor"]} }
+	if o := w.one(w.adminTx(2, KindGrant, grant)); o.Code != OutcomeOK {
+		t.Fatalf("admins' grant: %+v", o)
+	}
+	w.refused(w.tx("agency", KindGrant, grant))
+	revoke := func(b *TxBody) { b.Revoke = &Revoke{Dataset: ds, Auditor: w.ids["auditor"]} }
+	w.refused(w.tx("agency", KindRevoke, revoke))
+	if o := w.one(w.adminTx(2, KindRevoke, revoke)); o.Code != OutcomeOK {
+		t.Fatalf("admins' revoke: %+v", o)
+	}
+	if o := w.one(w.tx("agency", KindGrant, grant)); o.Code != OutcomeOK {
+		t.Fatalf("the owner's grant after the admins revoked theirs: %+v", o)
+	}
+}

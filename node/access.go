@@ -29,8 +29,18 @@ import (
 
 // ackWait is how long after a request's last stream the holder waits for
 // the auditor's acknowledgement before it records the service as
-// unacknowledged.
-const ackWait = 10 * time.Second
+// unacknowledged; serveFor is how long after its first stream a request
+// may open more (a fetch runs a few streams in parallel), after which its
+// service is recorded whatever comes.
+const (
+	ackWait  = 10 * time.Second
+	serveFor = 2 * time.Minute
+)
+
+// windowMargin is how many blocks before the end of a request's access
+// window the holder stops serving it and records what it served, so that
+// the Served commits within the window.
+const windowMargin = 3
 
 type accessGate struct {
 	c      *chainNode
@@ -40,6 +50,8 @@ type accessGate struct {
 	mu       sync.Mutex
 	sessions map[cid.Cid]*accessSession
 	wake     chan struct{}
+	// recording counts the Served transactions being sent.
+	recording sync.WaitGroup
 }
 
 // accessSession is what the holder served against one access request.
@@ -47,12 +59,15 @@ type accessSession struct {
 	auditor peer.ID
 	height  uint64 // the request's block
 	scope   chain.Scope
+	size    uint64 // the dataset's anchored size
+	start   time.Time
 	active  int
 	bytes   uint64
 	blocks  uint64
-	served  bool // some stream sent its whole scope
 	lastEnd time.Time
-	ack     *chain.Ack
+	// ack is the auditor's acknowledgement, checked against what was sent
+	// when the service is recorded.
+	ack *chain.Ack
 	// settled: Served is recorded or on its way; no more streams.
 	settled bool
 }
@@ -91,8 +106,8 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	if err != nil {
 		return err
 	}
-	if st.Height > rec.Height+params.AccessWindow {
-		return fmt.Errorf("access request %s is older than the access window", id)
+	if st.Height+windowMargin >= rec.Height+params.AccessWindow {
+		return fmt.Errorf("access request %s is too old: its access window ends at height %d", id, rec.Height+params.AccessWindow)
 	}
 	if _, ok, err := chain.LookupMember(box.s, rec.Auditor); err != nil || !ok {
 		return errors.New("the auditor is no longer a member")
@@ -105,6 +120,11 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 		gr, ok, err := chain.LookupGrant(box.s, rec.Dataset, rec.Auditor)
 		if err != nil || !ok || gr.Revoked {
 			return errors.New("the auditor's grant has been revoked")
+		}
+		if gr.Height > rec.Height {
+			// Revoked and granted again since the request: a revocation
+			// committed after it still stops it.
+			return errors.New("the auditor's grant changed after the request")
 		}
 		if gr.Expires != 0 && gr.Expires <= time.Now().UnixMilli() {
 			return errors.New("the auditor's grant has expired")
@@ -119,7 +139,7 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 		if err != nil {
 			return err
 		}
-		s = &accessSession{auditor: req.RequesterID(), height: rec.Height, scope: scope}
+		s = &accessSession{auditor: req.RequesterID(), height: rec.Height, scope: scope, size: ds.Size, start: time.Now()}
 	}
 	if !scopeWithin(req.Scope, s.scope) {
 		return fmt.Errorf("the scope asked for is not within access request %s's", id)
@@ -131,8 +151,13 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	} else {
 		g.sessions[id] = s
 	}
-	if s.settled {
+	switch {
+	case s.settled:
 		return fmt.Errorf("access request %s has been served", id)
+	case s.bytes >= s.size:
+		return fmt.Errorf("access request %s has been served its dataset's whole size", id)
+	case time.Since(s.start) > serveFor:
+		return fmt.Errorf("access request %s was served more than %s ago", id, serveFor)
 	}
 	s.active++
 	return nil
@@ -174,7 +199,7 @@ func scopeWithin(asked p2p.Scope, authorised chain.Scope) bool {
 }
 
 // finished is the fetch service's Finished hook.
-func (g *accessGate) finished(req *p2p.FetchRequest, sent, blocks uint64, complete bool) {
+func (g *accessGate) finished(req *p2p.FetchRequest, sent, blocks uint64, _ bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := g.sessions[req.Auth.Cid]
@@ -184,7 +209,6 @@ func (g *accessGate) finished(req *p2p.FetchRequest, sent, blocks uint64, comple
 	s.active--
 	s.bytes += sent
 	s.blocks += blocks
-	s.served = s.served || complete
 	s.lastEnd = time.Now()
 	g.poke()
 }
@@ -212,14 +236,16 @@ func (g *accessGate) acknowledge(_ context.Context, from peer.ID, raw []byte) er
 	switch {
 	case s == nil || s.auditor != from:
 		return errors.New("no access of yours served under that request")
-	case s.settled:
-		return errors.New("that access is already recorded")
-	case ack.Bytes > s.bytes || ack.Blocks > s.blocks:
-		return fmt.Errorf("acknowledges %d bytes in %d blocks; %d in %d were sent", ack.Bytes, ack.Blocks, s.bytes, s.blocks)
+	case s.settled || s.ack != nil:
+		return errors.New("that access is already acknowledged")
+	case ack.Bytes > s.size:
+		return fmt.Errorf("acknowledges %d bytes of a dataset of %d", ack.Bytes, s.size)
 	}
 	if err := chain.VerifyAck(&ack, []byte(from)); err != nil {
 		return fmt.Errorf("acknowledgement: %w", err)
 	}
+	// Its counts are checked against what was sent once every stream has
+	// ended (the last may end just after the auditor sent this).
 	s.ack = &ack
 	g.poke()
 	return nil
@@ -231,6 +257,7 @@ func (g *accessGate) acknowledge(_ context.Context, from peer.ID, raw []byte) er
 func (g *accessGate) run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	defer g.recording.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -239,7 +266,11 @@ func (g *accessGate) run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		for _, s := range g.due() {
-			g.record(ctx, s.id, s.ack)
+			g.recording.Add(1)
+			go func() {
+				defer g.recording.Done()
+				g.record(ctx, s.id, s.ack)
+			}()
 		}
 	}
 }
@@ -263,16 +294,24 @@ func (g *accessGate) due() []dueService {
 	defer g.mu.Unlock()
 	var out []dueService
 	for id, s := range g.sessions {
+		closing := height+windowMargin >= s.height+window
 		switch {
 		case s.height+window < height && s.active == 0:
 			delete(g.sessions, id) // the chain has settled it
-		case s.settled || s.active > 0:
-		case s.ack != nil:
+		case s.settled || s.active > 0 && !closing:
+		case s.bytes == 0 && s.active == 0:
+			if closing {
+				s.settled = true // nothing was sent: a non-service it is
+			}
+		case s.ack != nil || closing || time.Since(s.lastEnd) >= ackWait || time.Since(s.start) >= serveFor+ackWait:
 			s.settled = true
-			out = append(out, dueService{id, s.ack})
-		case s.served && time.Since(s.lastEnd) >= ackWait:
-			s.settled = true
-			out = append(out, dueService{id, nil})
+			ack := s.ack
+			if ack != nil && (ack.Bytes > s.bytes || ack.Blocks > s.blocks) {
+				g.logger.Warn("an acknowledgement claims more than was sent; recording the service unacknowledged",
+					"request", id, "acked", ack.Bytes, "sent", s.bytes)
+				ack = nil
+			}
+			out = append(out, dueService{id, ack})
 		}
 	}
 	return out
@@ -281,6 +320,11 @@ func (g *accessGate) due() []dueService {
 // record sends the Served of request id.
 func (g *accessGate) record(ctx context.Context, id cid.Cid, ack *chain.Ack) {
 	done, err := g.c.sendOwn(ctx, chain.TxBody{Kind: chain.KindServed, Served: &chain.Served{Request: dagcbor.Link{Cid: id}, Ack: ack}})
+	if err != nil && ack != nil && errors.Is(err, ErrRefused) {
+		g.logger.Warn("the chain refused the acknowledged service; recording it unacknowledged", "request", id, "err", err)
+		ack = nil
+		done, err = g.c.sendOwn(ctx, chain.TxBody{Kind: chain.KindServed, Served: &chain.Served{Request: dagcbor.Link{Cid: id}}})
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			g.logger.Error("could not record a service on the chain; it will stand as a non-service", "request", id, "err", err)

@@ -221,7 +221,7 @@ func (c *chainNode) submitAndWait(ctx context.Context, raw []byte, timeout time.
 			backoff = min(2*backoff, time.Second)
 			continue
 		case res[0].Error != "":
-			return TxCommit{}, "", errors.New(res[0].Error)
+			return TxCommit{}, "", fmt.Errorf("%w: %s", ErrRefused, res[0].Error)
 		}
 		break
 	}

@@ -39,6 +39,10 @@ type AckService struct {
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
+	// mu guards closed and the Add of wg, so that Close's Wait never runs
+	// beside an Add.
+	mu     sync.Mutex
+	closed bool
 	wg     sync.WaitGroup
 }
 
@@ -57,17 +61,23 @@ func NewAckService(h host.Host, handle AckHandler, logger *slog.Logger) *AckServ
 func (s *AckService) Close() error {
 	s.host.RemoveStreamHandler(AckProtocol)
 	s.cancel()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
 }
 
 func (s *AckService) serve(st network.Stream) {
-	s.wg.Add(1)
-	defer s.wg.Done()
-	if s.ctx.Err() != nil {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		st.Reset()
 		return
 	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
 	st.SetDeadline(time.Now().Add(ackTimeout))
 	raw, err := readFrame(bufio.NewReader(io.LimitReader(st, MaxAckSize+16)), MaxAckSize)
 	if err != nil {
