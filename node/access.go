@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +47,9 @@ type accessGate struct {
 	c      *chainNode
 	self   []byte
 	logger *slog.Logger
+	// pathLinks resolves a UnixFS path under a root this node holds to its
+	// link indices (unixfs.ResolveLinks over the node's store).
+	pathLinks func(ctx context.Context, root cid.Cid, path string) ([]int, error)
 
 	mu       sync.Mutex
 	sessions map[cid.Cid]*accessSession
@@ -59,6 +63,10 @@ type accessSession struct {
 	auditor peer.ID
 	height  uint64 // the request's block
 	scope   chain.Scope
+	// links is the authorised path's link indices from the root, once
+	// resolved (a fetch continues a path with link-path streams).
+	links    []int
+	resolved bool
 	size    uint64 // the dataset's anchored size
 	start   time.Time
 	active  int
@@ -72,8 +80,9 @@ type accessSession struct {
 	settled bool
 }
 
-func newAccessGate(c *chainNode, logger *slog.Logger) *accessGate {
-	return &accessGate{c: c, self: c.opts.Signer.ID(), logger: logger, sessions: map[cid.Cid]*accessSession{}, wake: make(chan struct{}, 1)}
+func newAccessGate(c *chainNode, pathLinks func(context.Context, cid.Cid, string) ([]int, error), logger *slog.Logger) *accessGate {
+	return &accessGate{c: c, self: c.opts.Signer.ID(), logger: logger, pathLinks: pathLinks,
+		sessions: map[cid.Cid]*accessSession{}, wake: make(chan struct{}, 1)}
 }
 
 // Authorize implements p2p.Authorizer. Its refusals say why, and none
@@ -141,7 +150,7 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 		}
 		s = &accessSession{auditor: req.RequesterID(), height: rec.Height, scope: scope, size: ds.Size, start: time.Now()}
 	}
-	if !scopeWithin(req.Scope, s.scope) {
+	if !g.within(ctx, req, s) {
 		return fmt.Errorf("the scope asked for is not within access request %s's", id)
 	}
 	g.mu.Lock()
@@ -189,13 +198,41 @@ func (g *accessGate) lookup(ctx context.Context, id cid.Cid) (*stateBox, chain.A
 	}
 }
 
-// scopeWithin says whether a stream's scope lies within the authorised
-// one: anything within the whole DAG, else the very path authorised.
-func scopeWithin(asked p2p.Scope, authorised chain.Scope) bool {
-	if authorised.Path == "" && len(authorised.Links) == 0 {
+// within says whether a stream's scope lies within the authorised one:
+// anything within the whole DAG; else the very path authorised, or link
+// paths that all pass through the node that path names (a fetch asks for
+// the rest of a path's subtree that way). A path that does not resolve
+// here gives the same refusal as a scope outside.
+func (g *accessGate) within(ctx context.Context, req *p2p.FetchRequest, s *accessSession) bool {
+	asked, authorised := req.Scope, s.scope
+	switch {
+	case authorised.Path == "" && len(authorised.Links) == 0:
 		return true
+	case len(authorised.Links) > 0:
+		return false // requests name whole datasets or paths; nothing asks for links
+	case len(asked.Links) == 0:
+		return asked.Path == authorised.Path
+	case asked.Path != "":
+		return false
 	}
-	return len(asked.Links) == 0 && len(authorised.Links) == 0 && asked.Path == authorised.Path
+	g.mu.Lock()
+	links, resolved := s.links, s.resolved
+	g.mu.Unlock()
+	if !resolved {
+		var err error
+		if links, err = g.pathLinks(ctx, req.Root.Cid, authorised.Path); err != nil {
+			return false
+		}
+		g.mu.Lock()
+		s.links, s.resolved = links, true
+		g.mu.Unlock()
+	}
+	for _, p := range asked.Links {
+		if len(p) < len(links) || !slices.Equal(p[:len(links)], links) {
+			return false
+		}
+	}
+	return true
 }
 
 // finished is the fetch service's Finished hook.

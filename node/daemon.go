@@ -24,6 +24,7 @@ import (
 	"auditnet/chain"
 	"auditnet/p2p"
 	"auditnet/storage"
+	"auditnet/storage/unixfs"
 )
 
 // DaemonOptions configure RunDaemon.
@@ -225,7 +226,10 @@ func startDaemon(r *Repo, opts DaemonOptions, logger *slog.Logger) (*Daemon, err
 	if d.chain != nil {
 		// Strict mode: the chain decides every fetch, and what was served
 		// goes on the chain.
-		d.gate = newAccessGate(d.chain, logger)
+		d.gate = newAccessGate(d.chain, func(ctx context.Context, root cid.Cid, path string) ([]int, error) {
+			_, links, err := unixfs.ResolveLinks(ctx, r.Store, root, path)
+			return links, err
+		}, logger)
 		fcfg.Authorizer, fcfg.Finished = d.gate, d.gate.finished
 		d.acks = p2p.NewAckService(d.host, d.gate.acknowledge, logger)
 	}

@@ -68,6 +68,20 @@ func TestAccessDecidedByChain(t *testing.T) {
 	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, ledger) {
 		t.Fatalf("got %d bytes (%v), want the ledger's %d", len(got), err, len(ledger))
 	}
+	// A path within a directory dataset, a file of several blocks: the
+	// holder serves the path's subtree and nothing else.
+	records := filepath.Join(dir, "records")
+	os.MkdirAll(filepath.Join(records, "2025"), 0o755)
+	os.WriteFile(filepath.Join(records, "2025", "ledger.bin"), ledger[:700_000], 0o600)
+	os.WriteFile(filepath.Join(records, "notes.txt"), []byte("not asked for\n"), 0o600)
+	recordsRoot := strings.TrimSpace(mustCLI(t, "--repo", agency.Dir, "add", "-Q", "-r", records))
+	mustCLI(t, "--repo", agency.Dir, "grant", recordsRoot, auditor.PeerID)
+	part := filepath.Join(t.TempDir(), "ledger-2025.bin")
+	mustCLI(t, "--repo", auditor.Dir, "get", recordsRoot+"/2025/ledger.bin", "-o", part)
+	if got, err := os.ReadFile(part); err != nil || !bytes.Equal(got, ledger[:700_000]) {
+		t.Fatalf("get of a path: %d bytes (%v), want 700000", len(got), err)
+	}
+
 	// The open dataset: any auditor, no grant.
 	if got := mustCLI(t, "--repo", auditor.Dir, "cat", roots["open.txt"]); got != "published figures\n" {
 		t.Fatalf("cat of the open dataset: %q", got)
