@@ -67,12 +67,12 @@ type accessSession struct {
 	// resolved (a fetch continues a path with link-path streams).
 	links    []int
 	resolved bool
-	size    uint64 // the dataset's anchored size
-	start   time.Time
-	active  int
-	bytes   uint64
-	blocks  uint64
-	lastEnd time.Time
+	size     uint64 // the dataset's anchored size
+	start    time.Time
+	active   int
+	bytes    uint64
+	blocks   uint64
+	lastEnd  time.Time
 	// ack is the auditor's acknowledgement, checked against what was sent
 	// when the service is recorded.
 	ack *chain.Ack
