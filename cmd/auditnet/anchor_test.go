@@ -300,6 +300,31 @@ func TestGrantRevokeAndUnpin(t *testing.T) {
 		t.Fatal("a tampered admin transaction was signed")
 	}
 
+	// An authorised access nobody served: once its window of T blocks has
+	// passed, the chain records a non-service against the holder.
+	var authorised []node.LogEntry
+	json.Unmarshal([]byte(mustCLI(t, "--repo", office.Dir, "log", "--dataset", root, "--kind", "access", "--json")), &authorised)
+	var first node.LogEntry
+	for _, e := range authorised {
+		if e.Code == chain.OutcomeAuthorised {
+			first = e
+			break
+		}
+	}
+	for office.mustStatus(t).Height <= first.Height+c.genesis.Params.AccessWindow+1 {
+		c.commit(t, office, 1)
+	}
+	eventually(t, "the non-service", chainWait, func() (bool, string) {
+		var evs []node.LogEntry
+		json.Unmarshal([]byte(mustCLI(t, "--repo", office.Dir, "log", "--dataset", root, "--kind", "non-service", "--json")), &evs)
+		for _, e := range evs {
+			if e.Tx == first.Tx && e.Code == chain.OutcomeNonService && e.Agency == agency.PeerID {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(len(evs), " non-services")
+	})
+
 	// Refused before anything is sent.
 	otherRoot := strings.TrimSpace(mustCLI(t, "add", "-Q", "--only-hash", other))
 	failCLI(t, "not a dataset this node anchored", "--repo", agency.Dir, "grant", otherRoot, auditorID)
