@@ -73,6 +73,9 @@ type FetchService struct {
 	slots  chan struct{}
 	mu     sync.Mutex
 	busy   map[peer.ID]int // fetches running per peer
+	// closed (under mu) stops new streams from joining wg once Close
+	// waits on it.
+	closed bool
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -119,17 +122,23 @@ func NewFetchService(cfg FetchServiceConfig) (*FetchService, error) {
 func (s *FetchService) Close() error {
 	s.cfg.Host.RemoveStreamHandler(FetchProtocol)
 	s.cancel()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
 }
 
 func (s *FetchService) handle(st network.Stream) {
-	s.wg.Add(1)
-	defer s.wg.Done()
-	if s.ctx.Err() != nil {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		st.Reset()
 		return
 	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
