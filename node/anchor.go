@@ -236,6 +236,9 @@ func (c *chainNode) submitAndWait(ctx context.Context, raw []byte, timeout time.
 			}
 			return tc, id.String(), nil
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return TxCommit{}, id.String(), ctx.Err() // the caller gave up
+			}
 			return TxCommit{}, id.String(), ErrNoQuorum
 		case <-tick.C:
 		}
