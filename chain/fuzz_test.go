@@ -51,6 +51,24 @@ func FuzzDecodeTx(f *testing.F) {
 // from its fields.
 func unsealed(tx *Tx) *Tx { return &Tx{Body: tx.Body, Sigs: tx.Sigs} }
 
+func FuzzDecodeAck(f *testing.F) {
+	signer, _ := testKey(f, 7)
+	ack := Ack{Chain: "auditnet-test", Request: testRoot("request"), Bytes: 1 << 20, Blocks: 5}
+	if err := SignAck(&ack, signer); err != nil {
+		f.Fatal(err)
+	}
+	b, _ := Marshal(&ack)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a, err := DecodeAck(in)
+		if err != nil {
+			return
+		}
+		roundTrips(t, in, a)
+		VerifyAck(a, signer.ID()) // any verdict, no panic
+	})
+}
+
 func FuzzDecodeBlock(f *testing.F) {
 	b, _, _ := Encode(sampleBlock(f))
 	f.Add(b)

@@ -382,6 +382,23 @@ func decodeTx(b []byte, limit int) (*Tx, error) {
 	return &t, nil
 }
 
+// MaxAckSize bounds an encoded acknowledgement.
+const MaxAckSize = 1 << 10
+
+// DecodeAck decodes an acknowledgement as it comes off the network
+// (canonical DAG-CBOR, at most MaxAckSize bytes); its signature is the
+// caller's to check (VerifyAck).
+func DecodeAck(b []byte) (*Ack, error) {
+	var a Ack
+	if err := decode(b, MaxAckSize, &a); err != nil {
+		return nil, err
+	}
+	if a.Chain == "" || len(a.Chain) > maxNameLength || !a.Request.Cid.Defined() || len(a.Sig) != 64 {
+		return nil, errors.New("chain: acknowledgement without a chain, a request or a signature")
+	}
+	return &a, nil
+}
+
 // SignAck signs an acknowledgement with the requester's key.
 func SignAck(a *Ack, s Signer) error {
 	a.Sig = nil

@@ -260,10 +260,11 @@ func (g *accessGate) poke() {
 // acknowledge takes an auditor's acknowledgement of a request this node
 // served to it (the /auditnet/ack/1 handler).
 func (g *accessGate) acknowledge(_ context.Context, from peer.ID, raw []byte) error {
-	var ack chain.Ack
-	if err := dagcbor.Unmarshal(raw, &ack); err != nil {
+	decoded, err := chain.DecodeAck(raw)
+	if err != nil {
 		return errors.New("malformed acknowledgement")
 	}
+	ack := *decoded
 	if ack.Chain != g.c.genesis.ChainID || !ack.Request.Cid.Defined() {
 		return errors.New("acknowledgement for another chain")
 	}
