@@ -395,6 +395,10 @@ func (c *chainNode) requestScope(id cid.Cid) (chain.Scope, error) {
 type AccessOptions struct {
 	Purpose string
 	Case    string
+	// Request, if set, is an access request of this node's the chain
+	// already authorised: the fetch is made under it (to finish one that
+	// failed, say) and no new request goes on the chain.
+	Request string
 }
 
 // AccessDeniedError is the chain's refusal of an access request.
@@ -426,6 +430,9 @@ type access struct {
 // *AccessDeniedError.
 func (d *Daemon) requestAccess(ctx context.Context, root cid.Cid, path string, o AccessOptions) (access, error) {
 	c := d.chain
+	if o.Request != "" {
+		return d.existingAccess(root, o.Request)
+	}
 	if err := c.waitIndexed(ctx); err != nil {
 		return access{}, err
 	}
@@ -471,6 +478,37 @@ func (d *Daemon) requestAccess(ctx context.Context, root cid.Cid, path string, o
 	a.height = done.Height
 	d.logger.Info("access authorised by the chain", "dataset", root, "request", done.Tx, "height", done.Height, "holder", a.holder)
 	return a, nil
+}
+
+// existingAccess is the access of an earlier request of this node's for
+// root. Whether it may still be served is the holder's to decide, from
+// its own view of the chain.
+func (d *Daemon) existingAccess(root cid.Cid, request string) (access, error) {
+	id, err := cid.Decode(request)
+	if err != nil {
+		return access{}, fmt.Errorf("%w: request %q: %v", ErrBadRef, request, err)
+	}
+	box := d.chain.state.Load()
+	rec, ok, err := chain.LookupAccess(box.s, id)
+	switch {
+	case err != nil:
+		return access{}, err
+	case !ok:
+		return access{}, fmt.Errorf("no committed access request %s", id)
+	case !bytes.Equal(rec.Auditor, d.chain.opts.Signer.ID()):
+		return access{}, fmt.Errorf("access request %s is another auditor's", id)
+	case !rec.Dataset.Root.Cid.Equals(root):
+		return access{}, fmt.Errorf("access request %s is for %s, not %s", id, rec.Dataset.Root.Cid, root)
+	}
+	holder, err := peer.IDFromBytes(rec.Provider)
+	if err != nil {
+		return access{}, err
+	}
+	ds, _, err := chain.LookupDataset(box.s, rec.Dataset)
+	if err != nil {
+		return access{}, err
+	}
+	return access{tx: id, height: rec.Height, holder: holder, dataset: rec.Dataset, size: ds.Size}, nil
 }
 
 // accessFetchOptions are the fetch options of an authorised access: its

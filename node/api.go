@@ -303,7 +303,7 @@ func (d *Daemon) apiCat(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Trailer", streamErrorTrailer)
 	sw := &startedWriter{w: w}
 	q := r.URL.Query()
-	if err := d.Cat(r.Context(), ref, sw, AccessOptions{Purpose: q.Get("purpose"), Case: q.Get("case")}); err != nil {
+	if err := d.Cat(r.Context(), ref, sw, AccessOptions{Purpose: q.Get("purpose"), Case: q.Get("case"), Request: q.Get("request")}); err != nil {
 		if !sw.started {
 			writeError(w, statusOf(err), err)
 			return
@@ -335,6 +335,8 @@ type GetRequest struct {
 	// Purpose and Case go into the access request on the chain.
 	Purpose string `json:"Purpose,omitempty"`
 	Case    string `json:"Case,omitempty"`
+	// Request fetches under an access request already authorised.
+	Request string `json:"Request,omitempty"`
 }
 
 // GetResult is the result of a get through the daemon.
@@ -360,7 +362,7 @@ func (d *Daemon) apiGet(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := newEventStream(w)
 	fetched, err := d.Get(r.Context(), ref, req.Output, GetOptions{MaxEntries: req.MaxEntries, Progress: ev.progress,
-		Access: AccessOptions{Purpose: req.Purpose, Case: req.Case}})
+		Access: AccessOptions{Purpose: req.Purpose, Case: req.Case, Request: req.Request}})
 	ev.finish(GetResult{Output: req.Output, Fetched: fetched}, err)
 }
 

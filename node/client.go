@@ -155,6 +155,9 @@ func (c *Client) Cat(ctx context.Context, ref string, w io.Writer, o AccessOptio
 	if o.Case != "" {
 		q.Set("case", o.Case)
 	}
+	if o.Request != "" {
+		q.Set("request", o.Request)
+	}
 	resp, err := c.request(ctx, http.MethodGet, "cat", q, nil)
 	if err != nil {
 		return err

@@ -68,6 +68,7 @@ func TestAccessDecidedByChain(t *testing.T) {
 	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, ledger) {
 		t.Fatalf("got %d bytes (%v), want the ledger's %d", len(got), err, len(ledger))
 	}
+
 	// A path within a directory dataset, a file of several blocks: the
 	// holder serves the path's subtree and nothing else.
 	records := filepath.Join(dir, "records")
@@ -86,6 +87,15 @@ func TestAccessDecidedByChain(t *testing.T) {
 	if got := mustCLI(t, "--repo", auditor.Dir, "cat", roots["open.txt"]); got != "published figures\n" {
 		t.Fatalf("cat of the open dataset: %q", got)
 	}
+	// One request, one service: the holder refuses to serve it again, and
+	// a request is for its own dataset only.
+	var openAccess []node.LogEntry
+	json.Unmarshal([]byte(mustCLI(t, "--repo", auditor.Dir, "log", "--dataset", roots["open.txt"], "--kind", "access", "--json")), &openAccess)
+	if len(openAccess) != 1 {
+		t.Fatalf("%d access events for the open dataset", len(openAccess))
+	}
+	failCLI(t, "served", "--repo", auditor.Dir, "cat", "--request", openAccess[0].Tx, roots["open.txt"])
+	failCLI(t, "is for "+roots["open.txt"], "--repo", auditor.Dir, "cat", "--request", openAccess[0].Tx, roots["minutes.txt"])
 	// A revoked grant is refused.
 	mustCLI(t, "--repo", agency.Dir, "grant", roots["minutes.txt"], auditor.PeerID)
 	mustCLI(t, "--repo", agency.Dir, "revoke", roots["minutes.txt"], auditor.PeerID)
@@ -184,6 +194,18 @@ func TestAccessDecidedByChain(t *testing.T) {
 	if h := office.mustStatus(t).Height; h <= before {
 		t.Fatalf("height %d after the access request, %d before", h, before)
 	}
+	// Back up, the holder serves that authorised request when the auditor
+	// finishes the fetch under it; no new request goes on the chain.
+	pending := strings.Fields(errOut[strings.Index(errOut, "under access request "):])[3]
+	if _, err := cid.Decode(pending); err != nil {
+		t.Fatalf("no request id in %q", errOut)
+	}
+	agency.restart(t, nil)
+	agency.waitReady(t)
+	eventually(t, "the restarted holder to serve the pending request", chainWait, func() (bool, string) {
+		out, errOut, code := cli(t, nil, "--repo", auditor.Dir, "cat", "--request", pending, roots["minutes.txt"])
+		return code == 0 && out == "board minutes\n", errOut
+	})
 
 	var accesses []node.LogEntry
 	json.Unmarshal([]byte(mustCLI(t, "--repo", office.Dir, "log", "--dataset", roots["ledger.bin"], "--kind", "access", "--json")), &accesses)

@@ -51,6 +51,7 @@ chain names serves it; the access and what was served are recorded.`,
 func accessFlags(cmd *cobra.Command, o *node.AccessOptions) {
 	cmd.Flags().StringVar(&o.Purpose, "purpose", "audit", "why the dataset is read (recorded on the chain)")
 	cmd.Flags().StringVar(&o.Case, "case", "", "the audit case this read belongs to (recorded on the chain)")
+	cmd.Flags().StringVar(&o.Request, "request", "", "fetch under this access request of yours, already authorised (to finish a fetch that failed), instead of a new one")
 }
 
 func (a *app) getCommand() *cobra.Command {
@@ -86,7 +87,7 @@ chain, the fetch is an access, decided by the chain first, as for cat.`,
 				if err != nil {
 					return err
 				}
-				res, err := c.Get(cmd.Context(), node.GetRequest{Ref: ref.String(), Output: abs, MaxEntries: maxEntries, Purpose: o.Purpose, Case: o.Case}, nil)
+				res, err := c.Get(cmd.Context(), node.GetRequest{Ref: ref.String(), Output: abs, MaxEntries: maxEntries, Purpose: o.Purpose, Case: o.Case, Request: o.Request}, nil)
 				if err != nil {
 					return err
 				}
