@@ -431,28 +431,49 @@ func (d *Daemon) Cat(ctx context.Context, ref Ref, w io.Writer, o AccessOptions)
 	if held {
 		return d.repo.Cat(ctx, ref, w)
 	}
-	if d.chain != nil {
-		a, err := d.requestAccess(ctx, ref.Root, ref.Path, o)
-		if err != nil {
-			return err
-		}
-		fopts, err := d.accessFetchOptions(ctx, a, "cat")
-		if err != nil {
-			return err
-		}
-		stats, err := d.fetcher.Cat(ctx, ref.Root, ref.Path, w, fopts)
-		if err != nil {
-			return holderFailed(a, err)
-		}
-		d.acknowledge(ctx, a, stats.Bytes, stats.Blocks)
-		return nil
-	}
-	opts, err := d.fetchOptions(ctx, ref.Root)
+	src, err := d.source(ctx, ref, o, "cat")
 	if err != nil {
 		return err
 	}
-	_, err = d.fetcher.Cat(ctx, ref.Root, ref.Path, w, opts)
-	return err
+	stats, err := d.fetcher.Cat(ctx, ref.Root, ref.Path, w, src.opts)
+	return src.done(ctx, stats, err)
+}
+
+// fetchSource is where a fetch comes from: on the chain, the holder of an
+// access the chain authorised; else the providers the DHT names.
+type fetchSource struct {
+	opts p2p.FetchOptions
+	// access is the authorised access (chain only).
+	access *access
+	d      *Daemon
+}
+
+// source finds where ref comes from; on the chain it first has the chain
+// decide the access (requestAccess).
+func (d *Daemon) source(ctx context.Context, ref Ref, o AccessOptions, purpose string) (fetchSource, error) {
+	if d.chain == nil {
+		opts, err := d.fetchOptions(ctx, ref.Root)
+		return fetchSource{opts: opts, d: d}, err
+	}
+	a, err := d.requestAccess(ctx, ref.Root, ref.Path, o)
+	if err != nil {
+		return fetchSource{}, err
+	}
+	opts, err := d.accessFetchOptions(ctx, a, purpose)
+	return fetchSource{opts: opts, access: &a, d: d}, err
+}
+
+// done settles a fetch from src: on the chain, a completed fetch is
+// acknowledged to the holder and a failed one explained.
+func (src fetchSource) done(ctx context.Context, stats p2p.FetchStats, err error) error {
+	switch {
+	case src.access == nil:
+		return err
+	case err != nil:
+		return holderFailed(*src.access, err)
+	}
+	src.d.acknowledge(ctx, *src.access, stats.Bytes, stats.Blocks)
+	return nil
 }
 
 // Get writes what ref names to dst: fetched into the repo first (pinned as
@@ -465,33 +486,20 @@ func (d *Daemon) Get(ctx context.Context, ref Ref, dst string, opts GetOptions) 
 		return out, err
 	}
 	if !held {
-		var a access
-		var fopts p2p.FetchOptions
-		if d.chain != nil {
-			if a, err = d.requestAccess(ctx, ref.Root, ref.Path, opts.Access); err != nil {
-				return out, err
-			}
-			fopts, err = d.accessFetchOptions(ctx, a, "get")
-			out.Request = a.tx.String()
-		} else {
-			fopts, err = d.fetchOptions(ctx, ref.Root)
-		}
+		src, err := d.source(ctx, ref, opts.Access, "get")
 		if err != nil {
 			return out, err
 		}
-		stats, err := d.fetcher.Get(ctx, ref.Root, ref.Path, fopts)
-		if err != nil {
-			if d.chain != nil {
-				err = holderFailed(a, err)
-			}
+		stats, err := d.fetcher.Get(ctx, ref.Root, ref.Path, src.opts)
+		if err := src.done(ctx, stats, err); err != nil {
 			return out, err
-		}
-		if d.chain != nil {
-			d.acknowledge(ctx, a, stats.Bytes, stats.Blocks)
 		}
 		d.logger.Info("fetched", "cid", stats.Target, "bytes", stats.Bytes, "requests", stats.Requests)
 		ref = Ref{Root: stats.Target}
-		out = Fetched{Request: out.Request, Bytes: stats.Bytes, Blocks: stats.Blocks, Requests: stats.Requests, FromProvider: map[string]int64{}, Dropped: map[string]string{}}
+		out = Fetched{Bytes: stats.Bytes, Blocks: stats.Blocks, Requests: stats.Requests, FromProvider: map[string]int64{}, Dropped: map[string]string{}}
+		if src.access != nil {
+			out.Request = src.access.tx.String()
+		}
 		for p, n := range stats.FromProvider {
 			out.FromProvider[p.String()] = n
 		}
