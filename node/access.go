@@ -15,7 +15,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/chain"
-	"auditnet/chain/index"
 	"auditnet/internal/dagcbor"
 	"auditnet/p2p"
 )
@@ -433,10 +432,7 @@ func (d *Daemon) requestAccess(ctx context.Context, root cid.Cid, path string, o
 	if o.Request != "" {
 		return d.existingAccess(root, o.Request)
 	}
-	if err := c.waitIndexed(ctx); err != nil {
-		return access{}, err
-	}
-	evs, err := c.index.Query(index.Filter{Root: root, Kinds: []index.Kind{index.KindAnchor}})
+	evs, err := c.anchorsOf(ctx, root)
 	if err != nil {
 		return access{}, err
 	}

@@ -56,7 +56,7 @@ var ErrNoQuorum = errors.New("no quorum: the chain cannot commit (too few valida
 func (c *chainNode) anchor(ctx context.Context, root cid.Cid, size uint64, name string, policy chain.Policy) (Anchored, error) {
 	self := c.opts.Signer.ID()
 	ds := chain.Dataset{Owner: self, Root: dagcbor.Link{Cid: root}}
-	if a, ok, err := c.anchored(ds); err != nil || ok {
+	if a, ok, err := c.anchored(ctx, ds); err != nil || ok {
 		return a, err
 	}
 	done, err := c.sendOwn(ctx, chain.TxBody{Kind: chain.KindAnchor,
@@ -66,7 +66,7 @@ func (c *chainNode) anchor(ctx context.Context, root cid.Cid, size uint64, name 
 	}
 	if done.Outcome == chain.OutcomeNoop {
 		// Anchored meanwhile by another add of the same bytes.
-		if a, ok, err := c.anchored(ds); err != nil || ok {
+		if a, ok, err := c.anchored(ctx, ds); err != nil || ok {
 			return a, err
 		}
 	}
@@ -108,11 +108,15 @@ func (c *chainNode) sendOwn(ctx context.Context, body chain.TxBody) (TxDone, err
 	if err != nil {
 		return TxDone{}, err
 	}
-	tc, id, err := c.submitAndWait(ctx, raw, txTimeout)
+	id, err := tx.ID()
 	if err != nil {
 		return TxDone{}, err
 	}
-	done := TxDone{Tx: id, Height: tc.Height}
+	tc, err := c.submitAndWait(ctx, raw, id, txTimeout)
+	if err != nil {
+		return TxDone{}, err
+	}
+	done := TxDone{Tx: id.String(), Height: tc.Height}
 	if tc.Outcome != nil {
 		done.Outcome, done.Reason = tc.Outcome.Code, tc.Outcome.Reason
 	}
@@ -120,7 +124,7 @@ func (c *chainNode) sendOwn(ctx context.Context, body chain.TxBody) (TxDone, err
 }
 
 // anchored returns the anchor of ds if the committed state has one.
-func (c *chainNode) anchored(ds chain.Dataset) (Anchored, bool, error) {
+func (c *chainNode) anchored(ctx context.Context, ds chain.Dataset) (Anchored, bool, error) {
 	box := c.state.Load()
 	if box == nil {
 		return Anchored{}, false, nil
@@ -131,7 +135,7 @@ func (c *chainNode) anchored(ds chain.Dataset) (Anchored, bool, error) {
 	}
 	a := Anchored{Height: rec.Height, Policy: rec.Policy, Existing: true}
 	// The index names the transaction; it may lag the state by a block.
-	c.waitStored(context.Background(), rec.Height)
+	c.waitStored(ctx, rec.Height)
 	evs, err := c.index.Query(index.Filter{Dataset: &ds, Kinds: []index.Kind{index.KindAnchor}, Limit: 1})
 	if err != nil {
 		return Anchored{}, false, fmt.Errorf("anchor: look up %s: %w", ds.Root.Cid, err)
@@ -182,24 +186,16 @@ func (c *chainNode) awaitQuorum(ctx context.Context, grace time.Duration) error 
 	}
 }
 
-// submitAndWait submits one encoded transaction of this node and waits
+// submitAndWait submits one encoded transaction of this node, id, and waits
 // for its commit, trying again while the mempool is full. It gives up
 // with ErrNoQuorum when the quorum has been lost for quorumGrace, or at
 // the timeout.
-func (c *chainNode) submitAndWait(ctx context.Context, raw []byte, timeout time.Duration) (TxCommit, string, error) {
+func (c *chainNode) submitAndWait(ctx context.Context, raw []byte, id cid.Cid, timeout time.Duration) (TxCommit, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tx, err := chain.DecodeTx(raw)
-	if err != nil {
-		return TxCommit{}, "", err
-	}
-	id, err := tx.ID()
-	if err != nil {
-		return TxCommit{}, "", err
-	}
 	ch, stopWaiting, err := c.waiters.wait(id)
 	if err != nil {
-		return TxCommit{}, "", err
+		return TxCommit{}, err
 	}
 	defer stopWaiting()
 	backoff := 50 * time.Millisecond
@@ -207,21 +203,21 @@ func (c *chainNode) submitAndWait(ctx context.Context, raw []byte, timeout time.
 		res, err := c.submitEncoded(ctx, [][]byte{raw}, false, 0)
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
-			return TxCommit{}, "", ErrNoQuorum
+			return TxCommit{}, ErrNoQuorum
 		case err != nil:
-			return TxCommit{}, "", err
+			return TxCommit{}, err
 		case res[0].Busy:
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return TxCommit{}, "", fmt.Errorf("%w (every try found the mempool full)", pbft.ErrBusy)
+				return TxCommit{}, fmt.Errorf("%w (every try found the mempool full)", pbft.ErrBusy)
 			case <-t.C:
 			}
 			backoff = min(2*backoff, time.Second)
 			continue
 		case res[0].Error != "":
-			return TxCommit{}, "", fmt.Errorf("%w: %s", ErrRefused, res[0].Error)
+			return TxCommit{}, fmt.Errorf("%w: %s", ErrRefused, res[0].Error)
 		}
 		break
 	}
@@ -232,19 +228,19 @@ func (c *chainNode) submitAndWait(ctx context.Context, raw []byte, timeout time.
 		select {
 		case tc, ok := <-ch:
 			if !ok {
-				return TxCommit{}, id.String(), errors.New("the node is stopping")
+				return TxCommit{}, errors.New("the node is stopping")
 			}
-			return tc, id.String(), nil
+			return tc, nil
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.Canceled) {
-				return TxCommit{}, id.String(), ctx.Err() // the caller gave up
+				return TxCommit{}, ctx.Err() // the caller gave up
 			}
-			return TxCommit{}, id.String(), ErrNoQuorum
+			return TxCommit{}, ErrNoQuorum
 		case <-tick.C:
 		}
 		// It may have committed before the waiter was registered.
 		if tc, ok := c.committedTx(id, map[uint64]map[cid.Cid]*chain.Outcome{}); ok {
-			return tc, id.String(), nil
+			return tc, nil
 		}
 		switch st := c.Status(); {
 		case st.HasQuorum:
@@ -252,7 +248,7 @@ func (c *chainNode) submitAndWait(ctx context.Context, raw []byte, timeout time.
 		case lost.IsZero():
 			lost = time.Now()
 		case time.Since(lost) >= quorumGrace:
-			return TxCommit{}, id.String(), fmt.Errorf("%w: %d of the %d validators needed are live", ErrNoQuorum, st.Live, st.Quorum)
+			return TxCommit{}, fmt.Errorf("%w: %d of the %d validators needed are live", ErrNoQuorum, st.Live, st.Quorum)
 		}
 	}
 }

@@ -186,12 +186,7 @@ func (d *Daemon) apiChainProof(w http.ResponseWriter, r *http.Request) {
 		writeError(w, txErrStatus(err), err)
 		return
 	}
-	epochs, err := d.chain.store.EpochChanges(cb.Block.Header.Epoch)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
-	}
-	rc, err := chain.NewReceipt(cb.Block, cb.Outcomes, i, *cb.Cert, epochs)
+	rc, err := d.chain.receiptAt(cb, i)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return

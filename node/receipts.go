@@ -13,6 +13,7 @@ import (
 
 	"auditnet/chain"
 	"auditnet/chain/index"
+	"auditnet/chain/pbft"
 )
 
 // VerifyReport is what `verify CID` checked of a dataset this node holds.
@@ -53,10 +54,7 @@ func (d *Daemon) VerifyDataset(ctx context.Context, root cid.Cid) (VerifyReport,
 		return rep, fmt.Errorf("%w: %v", ErrVerify, err)
 	}
 	rep.Blocks, rep.Bytes = check.Blocks, check.Bytes
-	if err := d.chain.waitIndexed(ctx); err != nil {
-		return rep, err
-	}
-	evs, err := d.chain.index.Query(index.Filter{Root: root, Kinds: []index.Kind{index.KindAnchor}})
+	evs, err := d.chain.anchorsOf(ctx, root)
 	if err != nil {
 		return rep, err
 	}
@@ -102,11 +100,25 @@ func (c *chainNode) receipt(id cid.Cid) (*chain.Receipt, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.receiptAt(cb, i)
+}
+
+// receiptAt makes the receipt of transaction i of the committed block cb.
+func (c *chainNode) receiptAt(cb pbft.Committed, i int) (*chain.Receipt, error) {
 	epochs, err := c.store.EpochChanges(cb.Block.Header.Epoch)
 	if err != nil {
 		return nil, err
 	}
 	return chain.NewReceipt(cb.Block, cb.Outcomes, i, *cb.Cert, epochs)
+}
+
+// anchorsOf lists the anchor events of root, under any owner, once the
+// index holds what the status shows committed.
+func (c *chainNode) anchorsOf(ctx context.Context, root cid.Cid) ([]index.Event, error) {
+	if err := c.waitIndexed(ctx); err != nil {
+		return nil, err
+	}
+	return c.index.Query(index.Filter{Root: root, Kinds: []index.Kind{index.KindAnchor}})
 }
 
 func (d *Daemon) apiVerify(w http.ResponseWriter, r *http.Request) {
