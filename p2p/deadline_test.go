@@ -28,7 +28,10 @@ func TestStalledStreamsTimeOut(t *testing.T) {
 	honest.addFile(data)
 	k := newKillSwitch(1 << 20)
 	k.install(t, stalled)
-	req.fetcher.cfg.IdleTimeout = 300 * time.Millisecond
+	// Long enough that the honest provider, serving 8 MiB under -race on a
+	// loaded 2-core machine, never looks stalled (300 ms did, in CI); short
+	// enough that the stalled one costs one idle timeout, not the test's.
+	req.fetcher.cfg.IdleTimeout = 2 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
