@@ -523,6 +523,9 @@ func (m *Machine) settleDeadlines(h uint64) ([]Outcome, error) {
 	if _, err := getRecord(m.state, key, &due); err != nil {
 		return nil, err
 	}
+	// A request's record leaves the state at its deadline, served or
+	// not: the blocks are the access log, and past the window the record
+	// decides nothing (a Served for it is refused either way).
 	for _, id := range due.IDs {
 		var a AccessRecord
 		ok, err := getRecord(m.state, accessKey(id.Cid), &a)
@@ -531,12 +534,9 @@ func (m *Machine) settleDeadlines(h uint64) ([]Outcome, error) {
 		}
 		if ok && a.Status == AccessAuthorised {
 			m.addOpen(-1)
-			a.Status = AccessNonService
-			if err := putRecord(m.state, accessKey(id.Cid), &a); err != nil {
-				return nil, err
-			}
 			out = append(out, Outcome{Tx: id, Code: OutcomeNonService})
 		}
+		m.state.Delete(accessKey(id.Cid))
 	}
 	m.state.Delete(key)
 	return out, nil

@@ -2,7 +2,10 @@ package chain
 
 import (
 	"errors"
+	"strings"
 	"testing"
+
+	"github.com/ipfs/go-cid"
 
 	"auditnet/internal/dagcbor"
 )
@@ -267,6 +270,20 @@ func TestServedAndNonService(t *testing.T) {
 		t.Fatalf("non-services %+v, want request %s", settled, id2)
 	}
 	w.refused(w.tx("agency", KindServed, func(b *TxBody) { b.Served = &Served{Request: dagcbor.Link{Cid: id2}} }))
+
+	// Past their deadlines neither record is in the state (the blocks
+	// keep the access log), and a Served for either is still refused.
+	for _, id := range []cid.Cid{reqID, id2} {
+		if _, ok, err := LookupAccess(w.s, id); ok || err != nil {
+			t.Fatalf("request %s still in the state past its deadline (%v)", id, err)
+		}
+	}
+	w.refused(served("agency", ack))
+	for _, k := range w.s.Keys() {
+		if strings.HasPrefix(k, "access/") || strings.HasPrefix(k, "due/") {
+			t.Fatalf("state key %q left behind", k)
+		}
+	}
 }
 
 // TestExecutionIsDeterministic runs the same blocks on two machines and

@@ -40,15 +40,19 @@ type GrantRecord struct {
 	Revoked bool `cbor:"revoked,omitempty"`
 }
 
-// Access states.
+// Access states: an access record is authorised until a Served for it
+// commits, then served until its deadline removes it.
 const (
 	AccessAuthorised = "authorised"
 	AccessServed     = "served"
-	AccessNonService = "non-service"
 )
 
-// AccessRecord is an authorised access request, until it is served or
-// becomes a non-service.
+// AccessRecord is an authorised access request, from its block until its
+// deadline, T+1 blocks later: authorised until it is served, then served.
+// At the deadline an unserved request becomes a non-service, and the
+// record leaves the state either way (DESIGN.md: the state holds the
+// mutable facts, the blocks are the access log), so the state holds the
+// requests of the last T blocks, not every request ever made.
 type AccessRecord struct {
 	Auditor  []byte  `cbor:"auditor"`
 	Dataset  Dataset `cbor:"dataset"`

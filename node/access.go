@@ -52,7 +52,11 @@ type accessGate struct {
 
 	mu       sync.Mutex
 	sessions map[cid.Cid]*accessSession
-	wake     chan struct{}
+	// streams are the streams authorised and not yet finished, by request
+	// and stream nonce; journal is the last journalSize finished ones.
+	streams map[streamKey]streamStart
+	journal []ServedStream
+	wake    chan struct{}
 	// recording counts the Served transactions being sent.
 	recording sync.WaitGroup
 }
@@ -79,9 +83,47 @@ type accessSession struct {
 	settled bool
 }
 
+// journalSize bounds the holder's journal of the streams it served.
+const journalSize = 4096
+
+// ServedStream is one stream a holder served under an access request, as
+// the holder saw it: the holder's own account, for its operators and for
+// checking it against the chain (GET /api/v0/served).
+type ServedStream struct {
+	Request string `json:"Request"`
+	Auditor string `json:"Auditor"`
+	Root    string `json:"Root"`
+	// ViewHeight is the holder's chain height when it authorised the
+	// stream; RequestHeight the request's block.
+	ViewHeight    uint64    `json:"ViewHeight"`
+	RequestHeight uint64    `json:"RequestHeight"`
+	Started       time.Time `json:"Started"`
+	Ended         time.Time `json:"Ended"`
+	Bytes         uint64    `json:"Bytes"`
+	Blocks        uint64    `json:"Blocks"`
+}
+
+type streamKey struct {
+	request cid.Cid
+	nonce   string
+}
+
+type streamStart struct {
+	at         time.Time
+	viewHeight uint64
+}
+
 func newAccessGate(c *chainNode, pathLinks func(context.Context, cid.Cid, string) ([]int, error), logger *slog.Logger) *accessGate {
 	return &accessGate{c: c, self: c.opts.Signer.ID(), logger: logger, pathLinks: pathLinks,
-		sessions: map[cid.Cid]*accessSession{}, wake: make(chan struct{}, 1)}
+		sessions: map[cid.Cid]*accessSession{}, streams: map[streamKey]streamStart{}, wake: make(chan struct{}, 1)}
+}
+
+// served returns the holder's journal of the streams it served, oldest
+// first.
+func (g *accessGate) served() []ServedStream {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.journal)
 }
 
 // Authorize implements p2p.Authorizer. Its refusals say why, and none
@@ -91,16 +133,21 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 		return errors.New("no access request named (request access on the chain first)")
 	}
 	id := req.Auth.Cid
-	st := g.c.Status()
-	if !st.HasQuorum || st.Lag > 0 {
-		return errors.New("this holder's view of the chain is not fresh (no quorum of validators heard from, or behind)")
+	if st := g.c.Status(); !st.HasQuorum || st.Lag > 0 {
+		return errFreshness
 	}
 	box, rec, ok, err := g.lookup(ctx, id)
+	// Fresh again after the lookup, which may wait for the request to
+	// commit here: the view that serves is the one that holds it.
+	st := g.c.Status()
+	if !st.HasQuorum || st.Lag > 0 {
+		return errFreshness
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("access request %s: %w", id, err)
 	case !ok:
-		return fmt.Errorf("no committed access request %s", id)
+		return fmt.Errorf("no open access request %s on the chain (never committed, or its access window has passed)", id)
 	case rec.Status != chain.AccessAuthorised:
 		return fmt.Errorf("access request %s is %s", id, rec.Status)
 	case !bytes.Equal(rec.Provider, g.self):
@@ -114,7 +161,9 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	if err != nil {
 		return err
 	}
-	if st.Height+windowMargin >= rec.Height+params.AccessWindow {
+	// The view that holds the request may be a block ahead of the status.
+	view := max(st.Height, box.height)
+	if view+windowMargin >= rec.Height+params.AccessWindow {
 		return fmt.Errorf("access request %s is too old: its access window ends at height %d", id, rec.Height+params.AccessWindow)
 	}
 	if _, ok, err := chain.LookupMember(box.s, rec.Auditor); err != nil || !ok {
@@ -168,8 +217,11 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 		return fmt.Errorf("access request %s was served more than %s ago", id, serveFor)
 	}
 	s.active++
+	g.streams[streamKey{id, string(req.Nonce)}] = streamStart{at: time.Now(), viewHeight: view}
 	return nil
 }
+
+var errFreshness = errors.New("this holder's view of the chain is not fresh (no quorum of validators heard from, or behind)")
 
 // requestLag bounds how long the holder waits for a request it does not
 // see committed yet: the auditor fetches as soon as its own node sees the
@@ -242,6 +294,16 @@ func (g *accessGate) finished(req *p2p.FetchRequest, sent, blocks uint64, _ bool
 	if s == nil {
 		return
 	}
+	key := streamKey{req.Auth.Cid, string(req.Nonce)}
+	start := g.streams[key]
+	delete(g.streams, key)
+	if len(g.journal) == journalSize {
+		g.journal = g.journal[1:]
+	}
+	g.journal = append(g.journal, ServedStream{
+		Request: req.Auth.Cid.String(), Auditor: s.auditor.String(), Root: req.Root.Cid.String(),
+		ViewHeight: start.viewHeight, RequestHeight: s.height, Started: start.at, Ended: time.Now(), Bytes: sent, Blocks: blocks,
+	})
 	s.active--
 	s.bytes += sent
 	s.blocks += blocks
@@ -490,7 +552,7 @@ func (d *Daemon) existingAccess(root cid.Cid, request string) (access, error) {
 	case err != nil:
 		return access{}, err
 	case !ok:
-		return access{}, fmt.Errorf("no committed access request %s", id)
+		return access{}, fmt.Errorf("no open access request %s on the chain (never committed, or its access window has passed)", id)
 	case !bytes.Equal(rec.Auditor, d.chain.opts.Signer.ID()):
 		return access{}, fmt.Errorf("access request %s is another auditor's", id)
 	case !rec.Dataset.Root.Cid.Equals(root):

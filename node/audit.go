@@ -225,6 +225,12 @@ func (d *Daemon) apiMembers(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, map[string]any{"Members": out})
 }
 
+// apiServed is this holder's own journal of the streams it served under
+// access requests (the last few thousand), beside the chain's record.
+func (d *Daemon) apiServed(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, map[string]any{"Streams": d.gate.served()})
+}
+
 func (d *Daemon) apiDatasets(w http.ResponseWriter, r *http.Request) {
 	var owner []byte
 	if s := r.URL.Query().Get("agency"); s != "" {

@@ -148,7 +148,12 @@ type chainNode struct {
 	blocks  blockFeed
 }
 
-type stateBox struct{ s chain.State }
+// stateBox is the committed state the loop publishes for other goroutines.
+type stateBox struct {
+	s chain.State
+	// height is the block the state is after.
+	height uint64
+}
 
 // inbound is a decoded frame from a peer.
 type inbound struct {
@@ -547,7 +552,7 @@ func (c *chainNode) handleReady(ctx context.Context, g *errgroup.Group) error {
 func (c *chainNode) commit(ctx context.Context, cb pbft.Committed) error {
 	h := cb.Block.Header.Height
 	if cb.State != nil {
-		c.state.Store(&stateBox{s: cb.State})
+		c.state.Store(&stateBox{s: cb.State, height: h})
 	}
 	now := time.Now()
 	for i := range cb.Block.Txs {
@@ -701,7 +706,7 @@ func membershipChanged(b *chain.Block) bool {
 // publish makes the core's state visible to other goroutines.
 func (c *chainNode) publish() {
 	if c.state.Load() == nil || c.replica.Height() == 0 {
-		c.state.Store(&stateBox{s: c.replica.CommittedState()})
+		c.state.Store(&stateBox{s: c.replica.CommittedState(), height: c.replica.Height()})
 	}
 	c.status.Store(c.buildStatus())
 }

@@ -44,6 +44,7 @@ func (d *Daemon) chainRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v0/members", d.withChain(d.apiMembers))
 	mux.HandleFunc("GET /api/v0/datasets", d.withChain(d.apiDatasets))
 	mux.HandleFunc("GET /api/v0/verify", d.withChain(d.apiVerify))
+	mux.HandleFunc("GET /api/v0/served", d.withChain(d.apiServed))
 	mux.HandleFunc("GET /metrics", d.withChain(d.apiMetrics))
 	// Profiles, as kubo serves them, behind the API token.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
