@@ -263,4 +263,3 @@ func servedJournal(t *testing.T, n *netNode) []node.ServedStream {
 	}
 	return out.Streams
 }
-
