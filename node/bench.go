@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	mrand "math/rand/v2"
 	"net/http"
 	"slices"
@@ -33,6 +34,10 @@ const (
 	// MixAudit is the realistic mix: a third each of Anchor, Grant and
 	// AccessRequest.
 	MixAudit = "mix"
+	// MixAccess is access events: AccessRequests at the rate, and for
+	// each one that commits, its holder's Served carrying the auditor's
+	// acknowledgement, as a holder and an auditor send them.
+	MixAccess = "access"
 )
 
 // BenchOptions configure RunBench.
@@ -64,6 +69,9 @@ type BenchResult struct {
 	LatencyP99  float64 `json:"LatencyP99Ms"`
 	LatencyMax  float64 `json:"LatencyMaxMs"`
 	FirstRefuse string  `json:"FirstRefusal,omitempty"`
+	// Served counts the access events completed (mix access): requests
+	// whose Served committed.
+	Served int64 `json:"Served,omitempty"`
 }
 
 // benchTick is how often the bench sends a batch to each validator.
@@ -83,8 +91,8 @@ func RunBench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if o.Mix == "" {
 		o.Mix, res.Mix = MixAnchor, MixAnchor
 	}
-	if o.Mix != MixAnchor && o.Mix != MixAudit {
-		return res, fmt.Errorf("bench: --mix %q: want %s or %s", o.Mix, MixAnchor, MixAudit)
+	if o.Mix != MixAnchor && o.Mix != MixAudit && o.Mix != MixAccess {
+		return res, fmt.Errorf("bench: --mix %q: want %s, %s or %s", o.Mix, MixAnchor, MixAudit, MixAccess)
 	}
 	tn, err := ReadTestnet(o.Testnet)
 	if err != nil {
@@ -122,7 +130,7 @@ func RunBench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	b := &benchRun{gen: g, sent: map[cid.Cid]time.Time{}}
+	b := &benchRun{gen: g, sent: map[cid.Cid]time.Time{}, requests: map[cid.Cid]benchAccess{}}
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
@@ -132,7 +140,7 @@ func RunBench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		feed.Close()
 		<-watched
 	}()
-	if o.Mix == MixAudit {
+	if o.Mix != MixAnchor {
 		if err := b.setup(ctx, clients[0]); err != nil {
 			return res, err
 		}
@@ -149,12 +157,15 @@ func RunBench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		}()
 	}
 	wg.Wait()
+	if o.Mix == MixAccess {
+		b.finishAccess(ctx, clients[0], 10*time.Second)
+	}
 	// Let what was accepted commit (or not) for a few seconds.
 	b.drain(ctx, 5*time.Second)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	res.Submitted, res.Accepted, res.Busy, res.Refused = b.submitted.Load(), b.accepted.Load(), b.busy.Load(), b.refused.Load()
-	res.Committed, res.Blocks = int64(len(b.latencies)), b.blocks
+	res.Committed, res.Blocks, res.Served = int64(len(b.latencies)), b.blocks, b.served
 	if res.Committed > 0 {
 		span := b.lastCommit.Sub(start).Seconds()
 		res.Seconds = span
@@ -181,6 +192,13 @@ type benchRun struct {
 
 	mu         sync.Mutex
 	sent       map[cid.Cid]time.Time
+	// requests are the access requests sent (mix access) until they
+	// commit; then they wait in due for their Served to be sent, and
+	// serving holds the Served sent, each to its request.
+	requests   map[cid.Cid]benchAccess
+	due        []benchDue
+	serving    map[cid.Cid]bool
+	served     int64
 	latencies  []time.Duration
 	blocks     int
 	lastCommit time.Time
@@ -210,8 +228,38 @@ func (b *benchRun) watch(feed io.Reader) {
 				delete(b.sent, id)
 				b.lastCommit = now
 			}
+			if a, ok := b.requests[id]; ok {
+				delete(b.requests, id)
+				b.due = append(b.due, benchDue{request: id, benchAccess: a})
+			}
+			if b.serving[id] {
+				delete(b.serving, id)
+				b.served++
+			}
 		}
 		b.mu.Unlock()
+	}
+}
+
+// finishAccess sends the Served of the requests that commit after the
+// run, for up to d, so that every access event the run began completes.
+func (b *benchRun) finishAccess(ctx context.Context, c *Client, d time.Duration) {
+	deadline := time.Now().Add(d)
+	t := time.NewTicker(benchTick)
+	defer t.Stop()
+	for time.Now().Before(deadline) {
+		b.mu.Lock()
+		left := len(b.requests) + len(b.due)
+		b.mu.Unlock()
+		if left == 0 {
+			return
+		}
+		b.submitBatch(ctx, c, MixAccess, 0)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
@@ -258,24 +306,79 @@ func (b *benchRun) submitLoop(ctx context.Context, c *Client, mix string, perSec
 }
 
 func (b *benchRun) submitBatch(ctx context.Context, c *Client, mix string, n int) {
-	raw := make([][]byte, n)
-	ids := make([]cid.Cid, n)
-	for i := range n {
-		tx, err := b.gen.next(mix)
+	raw := make([][]byte, 0, n)
+	ids := make([]cid.Cid, 0, n)
+	var requests map[cid.Cid]benchAccess
+	var served []cid.Cid
+	add := func(tx *chain.Tx) (cid.Cid, bool) {
+		r, err := chain.EncodeTx(tx)
 		if err != nil {
 			b.refuse(err.Error())
-			return
+			return cid.Undef, false
 		}
-		if raw[i], err = chain.EncodeTx(tx); err != nil {
-			b.refuse(err.Error())
-			return
+		id, _ := tx.ID()
+		raw, ids = append(raw, r), append(ids, id)
+		return id, true
+	}
+	if mix == MixAccess {
+		// The Served of the requests that committed go first, as holders
+		// send them; then the new requests.
+		requests = map[cid.Cid]benchAccess{}
+		b.mu.Lock()
+		due := b.due[:min(len(b.due), maxSubmitBatch-n)]
+		b.due = b.due[len(due):]
+		b.mu.Unlock()
+		for _, d := range due {
+			tx, err := b.gen.served(d)
+			if err != nil {
+				b.refuse(err.Error())
+				return
+			}
+			id, ok := add(tx)
+			if !ok {
+				return
+			}
+			served = append(served, id)
 		}
-		ids[i], _ = tx.ID()
+		for range n {
+			tx, a, err := b.gen.accessEvent()
+			if err != nil {
+				b.refuse(err.Error())
+				return
+			}
+			id, ok := add(tx)
+			if !ok {
+				return
+			}
+			requests[id] = a
+		}
+	} else {
+		for range n {
+			tx, err := b.gen.next(mix)
+			if err != nil {
+				b.refuse(err.Error())
+				return
+			}
+			if _, ok := add(tx); !ok {
+				return
+			}
+		}
+	}
+	n = len(raw)
+	if n == 0 {
+		return
 	}
 	now := time.Now()
 	b.mu.Lock()
 	for _, id := range ids {
 		b.sent[id] = now
+	}
+	maps.Copy(b.requests, requests)
+	if b.serving == nil {
+		b.serving = map[cid.Cid]bool{}
+	}
+	for _, id := range served {
+		b.serving[id] = true
 	}
 	b.mu.Unlock()
 	b.submitted.Add(int64(n))
@@ -351,6 +454,9 @@ func (b *benchRun) setup(ctx context.Context, c *Client) error {
 }
 
 const benchDatasetsPerAgency = 4
+
+// benchDatasetSize is the size the bench's anchors declare.
+const benchDatasetSize = 1 << 20
 
 func submitAndWait(ctx context.Context, c *Client, txs [][]byte) error {
 	for len(txs) > 0 {
@@ -464,7 +570,7 @@ func (g *txGen) anchor(ag benchSigner) (*chain.Tx, benchDataset, error) {
 	}
 	root := cid.NewCidV1(cid.Raw, mh)
 	b := g.body(chain.KindAnchor, ag.id)
-	b.Anchor = &chain.Anchor{Root: dagcbor.Link{Cid: root}, Size: 1 << 20, Name: "bench", Policy: chain.PolicyRestricted}
+	b.Anchor = &chain.Anchor{Root: dagcbor.Link{Cid: root}, Size: benchDatasetSize, Name: "bench", Policy: chain.PolicyRestricted}
 	tx, err := g.signed(b, ag.signer)
 	return tx, benchDataset{owner: ag, root: root}, err
 }
@@ -487,6 +593,39 @@ func (g *txGen) access(ds benchDataset, au benchSigner) (*chain.Tx, error) {
 		Provider: ds.owner.id, Nonce: nonce, Purpose: "bench", Case: "bench",
 	}
 	return g.signed(b, au.signer)
+}
+
+// benchAccess is an access request's dataset and auditor, for its Served.
+type benchAccess struct {
+	ds benchDataset
+	au benchSigner
+}
+
+// benchDue is a committed access request waiting for its Served.
+type benchDue struct {
+	request cid.Cid
+	benchAccess
+}
+
+// accessEvent makes an access request of a random auditor for a random
+// dataset, both remembered for its Served.
+func (g *txGen) accessEvent() (*chain.Tx, benchAccess, error) {
+	a := benchAccess{ds: g.datasets[g.pick(len(g.datasets))], au: g.auditors[g.pick(len(g.auditors))]}
+	tx, err := g.access(a.ds, a.au)
+	return tx, a, err
+}
+
+// served makes the Served of a committed request: sent by the dataset's
+// owner (its holder), carrying the auditor's acknowledgement of the whole
+// dataset.
+func (g *txGen) served(d benchDue) (*chain.Tx, error) {
+	ack := &chain.Ack{Chain: g.chainID, Request: dagcbor.Link{Cid: d.request}, Bytes: benchDatasetSize, Blocks: benchDatasetSize / (256 << 10)}
+	if err := chain.SignAck(ack, d.au.signer); err != nil {
+		return nil, err
+	}
+	b := g.body(chain.KindServed, d.ds.owner.id)
+	b.Served = &chain.Served{Request: dagcbor.Link{Cid: d.request}, Ack: ack}
+	return g.signed(b, d.ds.owner.signer)
 }
 
 // next makes the next transaction of the mix.

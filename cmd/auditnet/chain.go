@@ -132,7 +132,7 @@ func (a *app) benchCommand() *cobra.Command {
 	var o node.BenchOptions
 	var asJSON bool
 	chainCmd := &cobra.Command{
-		Use:   "chain --testnet D --rate R --duration T [--mix anchor|mix]",
+		Use:   "chain --testnet D --rate R --duration T [--mix anchor|mix|access]",
 		Short: "Submit signed transactions at a rate and report committed txs/s and commit latency",
 		Long: `Submit valid signed transactions to the validators of a running testnet
 (written by 'auditnet testnet', started with 'auditnet daemon'), spread evenly
@@ -142,7 +142,9 @@ and the commit latency (p50, p99, max) from submission to the block that
 holds the transaction, as the first validator's block feed reports it.
 --mix anchor sends single-signature Anchor transactions; --mix mix a third
 each of Anchor, Grant and AccessRequest (after anchoring and granting the
-datasets it uses).`,
+datasets it uses); --mix access sends AccessRequests at R per second and,
+for each that commits, its holder's Served with the auditor's signed
+acknowledgement: whole access events, as holders and auditors send them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Testnet == "" {
@@ -159,6 +161,9 @@ datasets it uses).`,
 				res.Mix, res.Rate, res.Submitted, res.Accepted, res.Busy, res.Refused)
 			fmt.Fprintf(a.stdout, "committed %d txs in %d blocks over %.1f s: %.0f txs/s\n", res.Committed, res.Blocks, res.Seconds, res.TxsPerSec)
 			fmt.Fprintf(a.stdout, "commit latency: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", res.LatencyP50, res.LatencyP99, res.LatencyMax)
+			if res.Served > 0 {
+				fmt.Fprintf(a.stdout, "access events completed (request and Served committed): %d\n", res.Served)
+			}
 			if res.FirstRefuse != "" {
 				fmt.Fprintf(a.stdout, "first refusal: %s\n", res.FirstRefuse)
 			}
@@ -168,7 +173,7 @@ datasets it uses).`,
 	chainCmd.Flags().StringVar(&o.Testnet, "testnet", "", "the directory 'auditnet testnet' wrote")
 	chainCmd.Flags().IntVar(&o.Rate, "rate", 1000, "transactions per second to submit")
 	chainCmd.Flags().DurationVar(&o.Duration, "duration", 10*time.Second, "how long to submit")
-	chainCmd.Flags().StringVar(&o.Mix, "mix", node.MixAnchor, "anchor (single-signature) or mix (Anchor, Grant, AccessRequest)")
+	chainCmd.Flags().StringVar(&o.Mix, "mix", node.MixAnchor, "anchor (single-signature), mix (Anchor, Grant, AccessRequest) or access (AccessRequest, then its Served)")
 	chainCmd.Flags().IntVar(&o.Validators, "validators", 0, "submit to only the first N validators (0: all)")
 	chainCmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	bench.AddCommand(chainCmd, a.benchVerifyCommand())

@@ -553,3 +553,31 @@ func TestChainWALMissing(t *testing.T) {
 	c.agree(t, vals...)
 	c.needsVote(t, victim)
 }
+
+// TestBenchChain runs `bench chain` briefly in each mix against a running
+// testnet: what it reports committed did commit, and in the access mix
+// every request it sent completes as an access event, its Served on the
+// chain beside it.
+func TestBenchChain(t *testing.T) {
+	skipShort(t)
+	c := newChainNet(t, 4, 0)
+	c.startAll(t)
+	for _, mix := range []string{node.MixAnchor, node.MixAudit, node.MixAccess} {
+		var res node.BenchResult
+		out := mustCLI(t, "bench", "chain", "--testnet", c.dir, "--rate", "200", "--duration", "1s", "--mix", mix, "--json")
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("%s: %v: %s", mix, err, out)
+		}
+		if res.Refused != 0 || res.Committed < 150 || res.Committed != res.Accepted || res.FirstRefuse != "" {
+			t.Fatalf("%s: %+v", mix, res)
+		}
+		if mix == node.MixAccess && (res.Served < 150 || res.Committed != 2*res.Served) {
+			t.Fatalf("access mix: %d requests and Served committed, %d access events completed: %+v", res.Committed, res.Served, res)
+		}
+	}
+	var served []node.LogEntry
+	json.Unmarshal([]byte(mustCLI(t, "--repo", c.validators()[0].Dir, "log", "--kind", "served", "--json")), &served)
+	if len(served) < 150 || served[0].Code != chain.OutcomeServed || served[0].Bytes == 0 {
+		t.Fatalf("%d served events on the chain, the first %+v", len(served), served[0:min(1, len(served))])
+	}
+}
