@@ -612,11 +612,19 @@ func (c *chainNode) setStored(h uint64) {
 }
 
 // waitStored waits until the store holds height h, if the core has
-// committed it: an API reader who saw a height in the status can read
-// its block although the store writes behind the core.
+// committed it: an API reader who saw a height in the status, or a
+// holder that found a request in the published state (which the status
+// may trail by a block), can read its block although the store writes
+// behind the core.
 func (c *chainNode) waitStored(ctx context.Context, h uint64) {
-	st := c.status.Load()
-	if st == nil || h > st.Height {
+	committed := uint64(0)
+	if st := c.status.Load(); st != nil {
+		committed = st.Height
+	}
+	if box := c.state.Load(); box != nil {
+		committed = max(committed, box.height)
+	}
+	if h > committed {
 		return
 	}
 	timeout := time.NewTimer(10 * time.Second)
