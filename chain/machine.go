@@ -313,9 +313,7 @@ func (m *Machine) checkServed(tx *Tx, h uint64, p Params) error {
 	}
 	switch {
 	case !ok:
-		return invalid("served: no authorised request %s", sv.Request.Cid)
-	case a.Status != AccessAuthorised:
-		return invalid("served: request %s is %s", sv.Request.Cid, a.Status)
+		return invalid("served: no open authorised request %s (never authorised, served already, or past its window)", sv.Request.Cid)
 	case string(a.Provider) != string(tx.Body.Sender):
 		return invalid("served: sent by another than the named provider")
 	case h > a.Height+p.AccessWindow:
@@ -523,20 +521,15 @@ func (m *Machine) settleDeadlines(h uint64) ([]Outcome, error) {
 	if _, err := getRecord(m.state, key, &due); err != nil {
 		return nil, err
 	}
-	// A request's record leaves the state at its deadline, served or
-	// not: the blocks are the access log, and past the window the record
-	// decides nothing (a Served for it is refused either way).
+	// A request still in the state at its deadline was never served: it
+	// becomes a non-service and leaves the state (the blocks are the
+	// access log).
 	for _, id := range due.IDs {
-		var a AccessRecord
-		ok, err := getRecord(m.state, accessKey(id.Cid), &a)
-		if err != nil {
-			return nil, err
-		}
-		if ok && a.Status == AccessAuthorised {
+		if _, ok := m.state.Get(accessKey(id.Cid)); ok {
 			m.addOpen(-1)
 			out = append(out, Outcome{Tx: id, Code: OutcomeNonService})
+			m.state.Delete(accessKey(id.Cid))
 		}
-		m.state.Delete(accessKey(id.Cid))
 	}
 	m.state.Delete(key)
 	return out, nil
@@ -566,18 +559,16 @@ func (m *Machine) apply(tx *Tx, id cid.Cid, h uint64, t int64, p Params) (Outcom
 	case KindAccess:
 		return m.decideAccess(tx, id, h, t, p)
 	case KindServed:
-		key := accessKey(b.Served.Request.Cid)
-		var a AccessRecord
-		if _, err := getRecord(m.state, key, &a); err != nil {
-			return Outcome{}, err
-		}
-		a.Status = AccessServed
+		// Served settles the request: its record leaves the state, so a
+		// second Served finds nothing to settle and its deadline nothing
+		// to record.
+		m.state.Delete(accessKey(b.Served.Request.Cid))
 		m.addOpen(-1)
 		code := OutcomeServed
 		if b.Served.Ack == nil {
 			code = OutcomeUnacknowledged
 		}
-		return Outcome{Code: code}, putRecord(m.state, key, &a)
+		return Outcome{Code: code}, nil
 	case KindMember:
 		return m.applyMember(b.Member, h)
 	case KindParams:
@@ -636,7 +627,7 @@ func (m *Machine) decideAccess(tx *Tx, id cid.Cid, h uint64, t int64, p Params) 
 			return deny(ReasonExpired)
 		}
 	}
-	rec := AccessRecord{Auditor: b.Sender, Dataset: a.Dataset, Provider: a.Provider, Height: h, Status: AccessAuthorised}
+	rec := AccessRecord{Auditor: b.Sender, Dataset: a.Dataset, Provider: a.Provider, Height: h}
 	if err := putRecord(m.state, accessKey(id), &rec); err != nil {
 		return Outcome{}, err
 	}

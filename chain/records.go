@@ -40,25 +40,17 @@ type GrantRecord struct {
 	Revoked bool `cbor:"revoked,omitempty"`
 }
 
-// Access states: an access record is authorised until a Served for it
-// commits, then served until its deadline removes it.
-const (
-	AccessAuthorised = "authorised"
-	AccessServed     = "served"
-)
-
-// AccessRecord is an authorised access request, from its block until its
-// deadline, T+1 blocks later: authorised until it is served, then served.
-// At the deadline an unserved request becomes a non-service, and the
-// record leaves the state either way (DESIGN.md: the state holds the
+// AccessRecord is an authorised access request that no Served has
+// settled yet: it is in the state from its block until a Served for it
+// commits, or until its deadline T+1 blocks later makes it a non-service.
+// Either way it then leaves the state (DESIGN.md: the state holds the
 // mutable facts, the blocks are the access log), so the state holds the
-// requests of the last T blocks, not every request ever made.
+// open requests of the last T blocks, not every request ever made.
 type AccessRecord struct {
 	Auditor  []byte  `cbor:"auditor"`
 	Dataset  Dataset `cbor:"dataset"`
 	Provider []byte  `cbor:"provider"`
 	Height   uint64  `cbor:"height"`
-	Status   string  `cbor:"status"`
 }
 
 // txList is a list of transaction IDs kept under one key (the accesses

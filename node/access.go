@@ -147,9 +147,7 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	case err != nil:
 		return fmt.Errorf("access request %s: %w", id, err)
 	case !ok:
-		return fmt.Errorf("no open access request %s on the chain (never committed, or its access window has passed)", id)
-	case rec.Status != chain.AccessAuthorised:
-		return fmt.Errorf("access request %s is %s", id, rec.Status)
+		return fmt.Errorf("no open access request %s on the chain (never authorised, served already, or past its access window)", id)
 	case !bytes.Equal(rec.Provider, g.self):
 		return fmt.Errorf("access request %s names another provider", id)
 	case !bytes.Equal(rec.Auditor, req.Requester):
@@ -552,7 +550,7 @@ func (d *Daemon) existingAccess(root cid.Cid, request string) (access, error) {
 	case err != nil:
 		return access{}, err
 	case !ok:
-		return access{}, fmt.Errorf("no open access request %s on the chain (never committed, or its access window has passed)", id)
+		return access{}, fmt.Errorf("no open access request %s on the chain (never authorised, served already, or past its access window)", id)
 	case !bytes.Equal(rec.Auditor, d.chain.opts.Signer.ID()):
 		return access{}, fmt.Errorf("access request %s is another auditor's", id)
 	case !rec.Dataset.Root.Cid.Equals(root):

@@ -11,14 +11,20 @@ office-1, office-2, agency-1; agency-2 and auditor-1 follow the chain):
     the same fetch between two daemons that run no chain, same run;
   - the data center's bytes per anchored dataset and per access event
     (request + served), store, WAL and index together, one at a time;
-  - the same per event under load: a 10,000-event workload of the bench's
-    mix (anchors, grants, access requests) at 1,000 events/s;
-  - the ratio of the data center's chain to the data the agencies hold.
+  - the same per access event under load: `bench chain --mix access`, a
+    request and its Served for each event, live and after the data
+    center's daemon restarted (its database journal become tables);
+  - a real 10,000-event workload: the auditor's daemon fetches small
+    datasets 10,000 times (each a request, a fetch, an acknowledgement and
+    a Served), while the agencies also hold larger datasets; the ratio of
+    the data center's disk to the data the agencies hold after it.
 
 Usage: scripts/bench_audit.py [--adds 100] [--cats 20] [--events 10000]
+                              [--load-events 10000] [--threads 8]
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import shutil
@@ -94,6 +100,12 @@ def chain_parts(node):
     return {part: du(os.path.join(node["Dir"], "chain", part)) for part in ("store", "wal", "index")}
 
 
+def served_count(dc, auditor):
+    """The Served events of an auditor on the data center's trail."""
+    q = {"kind": "served", "auditor": auditor, "limit": "100000"}
+    return len(json.loads(call(dc["Dir"], dc["API"], "GET", "/api/v0/log?" + urllib.parse.urlencode(q)))["Events"])
+
+
 def plain_pair(binary, work, base):
     """An agency and an auditor that run no chain (the network layer only),
     as the README's 'without a chain' section sets them up."""
@@ -121,6 +133,9 @@ def main():
     ap.add_argument("--adds", type=int, default=100)
     ap.add_argument("--cats", type=int, default=20)
     ap.add_argument("--events", type=int, default=10000)
+    ap.add_argument("--load-events", type=int, default=10000)
+    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--held-mib", type=int, default=512, help="data the agencies hold besides what is fetched")
     ap.add_argument("--base-port", type=int, default=4700)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="auditnet-auditbench-")
@@ -205,25 +220,79 @@ def main():
             pct(strict, 50), pct(strict, 99), pct(plain, 50), pct(plain, 99)), flush=True)
         print("  data center: %.0f bytes per access event (request + served), one at a time" % per_access, flush=True)
 
-        # The 10,000-event workload.
+        def restart_dc():
+            i = list(nodes).index("datacenter")
+            procs[i].terminate()
+            procs[i].wait(60)
+            log = open(os.path.join(tn, "datacenter.log"), "ab")
+            procs[i] = subprocess.Popen([binary, "--repo", dc["Dir"], "daemon"], stdout=log, stderr=log)
+            bench_chain.Net.wait(lambda: os.path.exists(os.path.join(dc["Dir"], "api")), 30, "datacenter up")
+            bench_chain.Net.wait(lambda: status("datacenter")["HasQuorum"], 60, "datacenter in quorum")
+
+        # Access events under load: requests and their Served, from the
+        # bench's keys, at load_rate events/s.
+        restart_dc()
         before, parts0 = chain_bytes(dc), chain_parts(dc)
-        rate = 1000
-        out = subprocess.run([binary, "bench", "chain", "--testnet", tn, "--rate", str(rate), "--duration", "%ds" % (args.events // rate),
-                              "--mix", "mix", "--json"], check=True, capture_output=True, text=True).stdout
+        load_rate = 500
+        out = subprocess.run([binary, "bench", "chain", "--testnet", tn, "--rate", str(load_rate), "--duration", "%ds" % (args.load_events // load_rate),
+                              "--mix", "access", "--json"], check=True, capture_output=True, text=True).stdout
         b = json.loads(out)
         time.sleep(2)
-        grown = chain_bytes(dc) - before
-        parts = {k: (v - parts0[k]) / max(1, b["Committed"]) for k, v in chain_parts(dc).items()}
-        result["Workload"] = {"Events": b["Committed"], "Blocks": b["Blocks"], "DCBytes": grown, "BytesPerEvent": grown / max(1, b["Committed"]),
-                              "BytesPerEventByPart": parts}
-        print("  per event: store %.0f, WAL %.0f, index %.0f bytes" % (parts["store"], parts["wal"], parts["index"]), flush=True)
-        print("  %d-event workload (mix of anchors, grants, access requests at %d/s): %d committed in %d blocks, data center +%d bytes, %.0f bytes per event" % (
-            args.events, rate, b["Committed"], b["Blocks"], grown, grown / max(1, b["Committed"])), flush=True)
+        live = chain_bytes(dc) - before
+        live_parts = {k: (v - parts0[k]) / max(1, b["Served"]) for k, v in chain_parts(dc).items()}
+        restart_dc()
+        settled = chain_bytes(dc) - before
+        settled_parts = {k: (v - parts0[k]) / max(1, b["Served"]) for k, v in chain_parts(dc).items()}
+        result["AccessLoad"] = {"Events": b["Served"], "Txs": b["Committed"], "Blocks": b["Blocks"], "Rate": load_rate,
+                                "LiveBytesPerEvent": live / max(1, b["Served"]), "LiveByPart": live_parts,
+                                "RestartedBytesPerEvent": settled / max(1, b["Served"]), "RestartedByPart": settled_parts}
+        print("  access events under load (%d events, request + Served, %d txs in %d blocks at %d events/s): data center %.0f bytes per event live "
+              "(store %.0f, WAL %.0f, index %.0f), %.0f after a restart (store %.0f, WAL %.0f, index %.0f)" % (
+                  b["Served"], b["Committed"], b["Blocks"], load_rate, live / max(1, b["Served"]), live_parts["store"], live_parts["wal"], live_parts["index"],
+                  settled / max(1, b["Served"]), settled_parts["store"], settled_parts["wal"], settled_parts["index"]), flush=True)
 
+        # The real workload: the agencies hold larger datasets; the auditor
+        # fetches small ones, each fetch a whole access event.
+        for i in range(args.held_mib // 16):
+            p = os.path.join(files, "held-%d.bin" % i)
+            with open(p, "wb") as f:
+                f.write(os.urandom(16 << 20))
+            add(nodes["agency-1" if i % 2 else "agency-2"], p, "restricted")
+            os.remove(p)
+        auditor_id = json.loads(call(nodes["auditor-1"]["Dir"], nodes["auditor-1"]["API"], "GET", "/api/v0/id"))["ID"]
+        small = []
+        for i in range(40):
+            agency = "agency-1" if i % 2 else "agency-2"
+            p = os.path.join(files, "small-%d.bin" % i)
+            with open(p, "wb") as f:
+                f.write(os.urandom(64 << 10))
+            root = cid_of(add(nodes[agency], p, "restricted")["Roots"][0])
+            call(nodes[agency]["Dir"], nodes[agency]["API"], "POST", "/api/v0/grant", {"Dataset": root, "Auditor": auditor_id})
+            small.append(root)
+        restart_dc()
+        before = chain_bytes(dc)
+        served0 = served_count(dc, auditor_id)
+        t0 = time.time()
+        with concurrent.futures.ThreadPoolExecutor(args.threads) as ex:
+            sizes = list(ex.map(lambda i: len(cat(nodes["auditor-1"], small[i % len(small)])), range(args.events)))
+        took = time.time() - t0
+        assert all(n == 64 << 10 for n in sizes)
+        deadline = time.time() + 120
+        while served_count(dc, auditor_id) - served0 < args.events:
+            if time.time() > deadline:
+                raise SystemExit("timed out waiting for every service to be recorded")
+            time.sleep(0.5)
+        time.sleep(2)
+        live = chain_bytes(dc) - before
+        restart_dc()
+        grown = chain_bytes(dc) - before
         held = sum(du(os.path.join(nodes[a]["Dir"], "blocks")) for a in ("agency-1", "agency-2"))
         center = du(os.path.join(dc["Dir"], "chain")) + du(os.path.join(dc["Dir"], "blocks")) + du(os.path.join(dc["Dir"], "dht"))
-        result["Ratio"] = {"DataCenterBytes": center, "AgencyBytes": held}
-        print("  the data center's node stores %d bytes; the agencies hold %d bytes of data (ratio %.3f)" % (center, held, center / max(1, held)), flush=True)
+        result["Workload"] = {"Events": args.events, "Seconds": took, "LiveBytesPerEvent": live / args.events,
+                              "RestartedBytesPerEvent": grown / args.events, "DataCenterBytes": center, "AgencyBytes": held}
+        print("  real workload: %d fetches (%d threads) in %.0f s, %.0f events/s; data center %.0f bytes per event live, %.0f after a restart" % (
+            args.events, args.threads, took, args.events / took, live / args.events, grown / args.events), flush=True)
+        print("  the data center's node stores %d bytes; the agencies hold %d bytes of data (ratio %.4f)" % (center, held, center / max(1, held)), flush=True)
     finally:
         for p in procs + plain_procs:
             p.terminate()
