@@ -190,8 +190,8 @@ type benchRun struct {
 	submitted, accepted, busy, refused atomic.Int64
 	firstRefusal                       atomic.Pointer[string]
 
-	mu         sync.Mutex
-	sent       map[cid.Cid]time.Time
+	mu   sync.Mutex
+	sent map[cid.Cid]time.Time
 	// requests are the access requests sent (mix access) until they
 	// commit; then they wait in due for their Served to be sent, and
 	// serving holds the Served sent, each to its request.
