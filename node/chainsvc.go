@@ -67,7 +67,11 @@ func txResult(err error) p2p.TxResult {
 var ErrRefused = errors.New("transaction refused")
 
 // forward sends a follower's transactions to a validator: the leader
-// first, then the others, until one takes them.
+// first, then the others, until one takes them. A transaction one
+// validator refuses goes to the next: a validator that is catching up (a
+// restarted one, say) refuses a grant of a dataset whose anchor it has
+// not applied yet, while this node has. Its refusal stands only if every
+// validator reached refuses it.
 func (c *chainNode) forward(ctx context.Context, txs []*chain.Tx) ([]error, error) {
 	raw := make([][]byte, len(txs))
 	for i, tx := range txs {
@@ -88,41 +92,59 @@ func (c *chainNode) forward(ctx context.Context, txs []*chain.Tx) ([]error, erro
 		}
 		return 1
 	})
+	errs := make([]error, len(txs))
+	open := make([]int, len(txs)) // the txs no validator has taken yet
+	for i := range open {
+		open[i] = i
+	}
+	reached := false
 	var lastErr error
 	for _, v := range vals {
-		if v.Self {
+		if v.Self || len(open) == 0 {
 			continue
 		}
 		p, err := peer.Decode(v.PeerID)
 		if err != nil {
 			continue
 		}
-		res, err := p2p.SubmitTxs(ctx, c.host.Host, p, raw)
+		batch := make([][]byte, len(open))
+		for j, i := range open {
+			batch[j] = raw[i]
+		}
+		res, err := p2p.SubmitTxs(ctx, c.host.Host, p, batch)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		errs := make([]error, len(txs))
-		retry := false
-		for i, r := range res {
+		var still []int
+		for j, r := range res {
+			i := open[j]
 			switch r.Code {
 			case p2p.TxOK:
+				reached, errs[i] = true, nil
 			case p2p.TxBusy:
-				errs[i] = pbft.ErrBusy
+				reached, errs[i] = true, pbft.ErrBusy
 			case p2p.TxNotValidator:
-				retry = true
+				still = append(still, i)
 			default:
-				errs[i] = fmt.Errorf("%w: %s", ErrRefused, r.Reason)
+				reached, errs[i] = true, fmt.Errorf("%w: %s", ErrRefused, r.Reason)
+				still = append(still, i)
 			}
 		}
-		if !retry {
-			return errs, nil
+		open = still
+	}
+	if !reached {
+		if lastErr == nil {
+			lastErr = errors.New("no validator reachable")
+		}
+		return nil, fmt.Errorf("submit to validators: %w", lastErr)
+	}
+	for _, i := range open {
+		if errs[i] == nil {
+			errs[i] = errors.New("no validator took the transaction")
 		}
 	}
-	if lastErr == nil {
-		lastErr = errors.New("no validator reachable")
-	}
-	return nil, fmt.Errorf("submit to validators: %w", lastErr)
+	return errs, nil
 }
 
 // TxCommit says where a transaction committed.
