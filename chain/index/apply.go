@@ -96,8 +96,10 @@ func putEvent(batch *leveldb.Batch, ev *Event) error {
 	if len(ev.Agency) > 0 {
 		batch.Put(append(secondaryPrefix(prefixAgency, ev.Agency), pb...), kind)
 	}
-	if ev.Kind != KindNonService {
-		// A non-service's Tx is its request's, whose entry this is.
+	if ev.Kind == KindAccess {
+		// Only a Served or a non-service looks a transaction up: its
+		// request's event, for the dataset, parties and purpose it
+		// settles.
 		batch.Put(txKey(ev.Tx.Bytes()), pb)
 	}
 	return nil

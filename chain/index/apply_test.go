@@ -99,8 +99,8 @@ func TestApplyRefuses(t *testing.T) {
 		{"no outcomes", b2.blk, nil, true, "1 txs but 0 outcomes"},
 		{"an outcome for a tx not in the block", b2.blk, []chain.Outcome{strange}, true, "not in the block"},
 		{"two outcomes for one tx", b2.blk, []chain.Outcome{b2.outcomes[0], b2.outcomes[0]}, true, "has an outcome already"},
-		{"a non-service of no request", b2.blk, append([]chain.Outcome{{Tx: strange.Tx, Code: chain.OutcomeNonService}}, b2.outcomes...), true, "is not indexed"},
-		{"a non-service of a non-request", b2.blk, append([]chain.Outcome{{Tx: s.blocks[0].outcomes[0].Tx, Code: chain.OutcomeNonService}}, b2.outcomes...), true, "not an access request"},
+		{"a non-service of no request", b2.blk, append([]chain.Outcome{{Tx: strange.Tx, Code: chain.OutcomeNonService}}, b2.outcomes...), true, "no access request"},
+		{"a non-service of a non-request", b2.blk, append([]chain.Outcome{{Tx: s.blocks[0].outcomes[0].Tx, Code: chain.OutcomeNonService}}, b2.outcomes...), true, "no access request"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -39,7 +39,7 @@
 //	d/<len‖root CID><height><pos>     kind   by dataset root (any owner)
 //	a/<len‖auditor><height><pos>      kind   by auditor
 //	g/<len‖agency><height><pos>       kind   by agency (the dataset's owner)
-//	x/<len‖tx CID>                    <height><pos> of the tx's own event
+//	x/<len‖tx CID>                    <height><pos> of an access request's event
 //	t/<time><height>                  ""     one per block: heights by time
 //
 // Block times strictly increase with height (DESIGN.md, "Time"; Apply

@@ -147,7 +147,7 @@ func (b *blockEvents) request(id cid.Cid) (*Event, error) {
 	}
 	v, err := b.db.Get(txKey(id.Bytes()), nil)
 	if errors.Is(err, leveldb.ErrNotFound) {
-		return nil, fmt.Errorf("access request %s is not indexed", id)
+		return nil, fmt.Errorf("no access request %s is indexed", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up request %s: %w", id, err)
