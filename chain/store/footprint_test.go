@@ -28,7 +28,7 @@ func BenchmarkAccessEventFootprint(b *testing.B) {
 	for _, tc := range []struct {
 		name             string
 		perBlock, events int
-	}{{"one-per-block", 1, 500}, {"20-per-block", 20, 10_000}, {"500-per-block", 500, 10_000}} {
+	}{{"one-per-block", 1, 500}, {"5-per-block", 5, 2_000}, {"10-per-block", 10, 5_000}, {"20-per-block", 20, 10_000}, {"500-per-block", 500, 10_000}} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
 				store, ix := accessFootprint(b, tc.perBlock, tc.events)
