@@ -100,6 +100,13 @@ func TestAccessDecidedByChain(t *testing.T) {
 	mustCLI(t, "--repo", agency.Dir, "grant", roots["minutes.txt"], auditor.PeerID)
 	mustCLI(t, "--repo", agency.Dir, "revoke", roots["minutes.txt"], auditor.PeerID)
 	failCLI(t, "denied by the chain: revoked", "--repo", auditor.Dir, "cat", roots["minutes.txt"])
+	// The revoke committed in a block before the request's, and decided it.
+	var minutes []node.LogEntry
+	json.Unmarshal([]byte(mustCLI(t, "--repo", auditor.Dir, "log", "--dataset", roots["minutes.txt"], "--json")), &minutes)
+	if n := len(minutes); n < 3 || minutes[n-2].Kind != "revoke" || minutes[n-1].Kind != "access" || minutes[n-1].Reason != chain.ReasonRevoked ||
+		minutes[n-2].Height >= minutes[n-1].Height {
+		t.Fatalf("the minutes' trail: %+v", minutes)
+	}
 
 	// The trail: every decision, and the services with the auditor's
 	// acknowledgement of what it received.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,7 +28,8 @@ import (
 )
 
 // TestRelayedAndMisdirectedFetchesRefused drives the holder's side with
-// members' own libp2p hosts against real daemons: an authorised request
+// members' own libp2p hosts against real daemons: a non-member cannot
+// connect at all; an authorised request
 // relayed by another member (signed by the auditor, sent from the
 // relayer's host) is refused and nothing is served, while the auditor's
 // own host fetching under the same request gets the data; and the
@@ -115,7 +117,7 @@ func TestRelayedAndMisdirectedFetchesRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := h.Connect(ctx, *info); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("connect: %w", err)
 		}
 		var out bytes.Buffer
 		_, err = f.Cat(ctx, rootCid, "", &out, p2p.FetchOptions{Providers: []peer.ID{id}, Auth: auth})
@@ -140,6 +142,22 @@ func TestRelayedAndMisdirectedFetchesRefused(t *testing.T) {
 	}
 	if s := servedJournal(t, agency); len(s) != 1 || s[0].Request != request.String() || s[0].Auditor != auditorID.String() || s[0].Bytes == 0 {
 		t.Fatalf("the holder's journal: %+v", s)
+	}
+
+	// A key that is no member: the holder's gater refuses the connection,
+	// so nothing is even asked.
+	outsider, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (The dialler may see the handshake finish before the holder's gater
+	// closes the connection: then the stream cannot open.)
+	if got, err := fetch(outsider, outsider, agency, request); err == nil || len(got) > 0 ||
+		!strings.HasPrefix(err.Error(), "connect: ") && !strings.Contains(err.Error(), "open fetch stream to "+agency.PeerID) {
+		t.Fatalf("a non-member reached the holder: %d bytes, %v", len(got), err)
+	}
+	if s := servedJournal(t, agency); len(s) != 1 {
+		t.Fatalf("the holder's journal after a non-member's try: %+v", s)
 	}
 
 	// The auditor node fetches its own copy; it serves it to nobody.
