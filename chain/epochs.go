@@ -62,7 +62,11 @@ func (m *Machine) addOpen(d int) {
 	if raw, ok := m.state.Get(openKey); ok && len(raw) == 8 {
 		n = uint64FromBytes(raw)
 	}
-	n = uint64(int64(n) + int64(d))
+	if d < 0 && n < uint64(-d) {
+		n = 0 // never wraps: a count below zero would leave a deadline pending forever
+	} else {
+		n = uint64(int64(n) + int64(d))
+	}
 	if n == 0 {
 		m.state.Delete(openKey)
 		return

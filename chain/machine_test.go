@@ -280,9 +280,12 @@ func TestServedAndNonService(t *testing.T) {
 	}
 	w.refused(served("agency", ack))
 	for _, k := range w.s.Keys() {
-		if strings.HasPrefix(k, "access/") || strings.HasPrefix(k, "due/") {
+		if strings.HasPrefix(k, "access/") || strings.HasPrefix(k, "due/") || strings.HasPrefix(k, "accesses/") {
 			t.Fatalf("state key %q left behind", k)
 		}
+	}
+	if w.m.DeadlinePending() {
+		t.Fatal("a deadline is pending with no open request")
 	}
 }
 

@@ -86,9 +86,10 @@ type accessSession struct {
 // journalSize bounds the holder's journal of the streams it served.
 const journalSize = 4096
 
-// ServedStream is one stream a holder served under an access request, as
-// the holder saw it: the holder's own account, for its operators and for
-// checking it against the chain (GET /api/v0/served).
+// ServedStream is one stream a holder authorised under an access request,
+// and what it sent on it (nothing, when the stream failed before a
+// block): the holder's own account, for its operators and for checking it
+// against the chain (GET /api/v0/served).
 type ServedStream struct {
 	Request string `json:"Request"`
 	Auditor string `json:"Auditor"`
@@ -136,7 +137,7 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	if st := g.c.Status(); !st.HasQuorum || st.Lag > 0 {
 		return errFreshness
 	}
-	box, rec, ok, err := g.lookup(ctx, id)
+	box, rec, ok, settled, err := g.lookup(ctx, id)
 	// Fresh again after the lookup, which may wait for the request to
 	// commit here: the view that serves is the one that holds it.
 	st := g.c.Status()
@@ -146,8 +147,10 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	switch {
 	case err != nil:
 		return fmt.Errorf("access request %s: %w", id, err)
+	case settled:
+		return fmt.Errorf("access request %s is settled on the chain (denied, served already, or past its access window)", id)
 	case !ok:
-		return fmt.Errorf("no open access request %s on the chain (never authorised, served already, or past its access window)", id)
+		return fmt.Errorf("no committed access request %s", id)
 	case !bytes.Equal(rec.Provider, g.self):
 		return fmt.Errorf("access request %s names another provider", id)
 	case !bytes.Equal(rec.Auditor, req.Requester):
@@ -227,21 +230,29 @@ var errFreshness = errors.New("this holder's view of the chain is not fresh (no 
 // moment later.
 const requestLag = 3 * time.Second
 
-// lookup reads access request id's record from the committed state,
-// waiting up to requestLag for it to appear.
-func (g *accessGate) lookup(ctx context.Context, id cid.Cid) (*stateBox, chain.AccessRecord, bool, error) {
+// lookup reads access request id's open record from the committed
+// state, waiting up to requestLag for it to appear. A request the store
+// holds but the state does not is settled (denied, served, or past its
+// window): lookup says so at once rather than waiting.
+func (g *accessGate) lookup(ctx context.Context, id cid.Cid) (box *stateBox, rec chain.AccessRecord, ok, settled bool, err error) {
 	deadline := time.Now().Add(requestLag)
 	for {
-		box := g.c.state.Load()
-		rec, ok, err := chain.LookupAccess(box.s, id)
-		if ok || err != nil || time.Now().After(deadline) {
-			return box, rec, ok, err
+		box = g.c.state.Load()
+		rec, ok, err = chain.LookupAccess(box.s, id)
+		if ok || err != nil {
+			return box, rec, ok, false, err
+		}
+		if _, _, err := g.c.store.Tx(id); err == nil {
+			return box, rec, false, true, nil
+		}
+		if time.Now().After(deadline) {
+			return box, rec, false, false, nil
 		}
 		t := time.NewTimer(25 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return box, rec, false, ctx.Err()
+			return box, rec, false, false, ctx.Err()
 		case <-t.C:
 		}
 	}

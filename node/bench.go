@@ -130,7 +130,7 @@ func RunBench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	b := &benchRun{gen: g, sent: map[cid.Cid]time.Time{}, requests: map[cid.Cid]benchAccess{}}
+	b := &benchRun{gen: g, sent: map[cid.Cid]time.Time{}, requests: map[cid.Cid]benchAccess{}, serving: map[cid.Cid]bool{}}
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
@@ -309,7 +309,7 @@ func (b *benchRun) submitBatch(ctx context.Context, c *Client, mix string, n int
 	raw := make([][]byte, 0, n)
 	ids := make([]cid.Cid, 0, n)
 	var requests map[cid.Cid]benchAccess
-	var served []cid.Cid
+	var served map[cid.Cid]benchDue
 	add := func(tx *chain.Tx) (cid.Cid, bool) {
 		r, err := chain.EncodeTx(tx)
 		if err != nil {
@@ -322,12 +322,13 @@ func (b *benchRun) submitBatch(ctx context.Context, c *Client, mix string, n int
 	}
 	if mix == MixAccess {
 		// The Served of the requests that committed go first, as holders
-		// send them; then the new requests.
-		requests = map[cid.Cid]benchAccess{}
+		// send them, and take up to half a batch; then the new requests.
+		requests, served = map[cid.Cid]benchAccess{}, map[cid.Cid]benchDue{}
 		b.mu.Lock()
-		due := b.due[:min(len(b.due), maxSubmitBatch-n)]
+		due := b.due[:min(len(b.due), maxSubmitBatch/2)]
 		b.due = b.due[len(due):]
 		b.mu.Unlock()
+		n = min(n, maxSubmitBatch-len(due))
 		for _, d := range due {
 			tx, err := b.gen.served(d)
 			if err != nil {
@@ -338,7 +339,7 @@ func (b *benchRun) submitBatch(ctx context.Context, c *Client, mix string, n int
 			if !ok {
 				return
 			}
-			served = append(served, id)
+			served[id] = d
 		}
 		for range n {
 			tx, a, err := b.gen.accessEvent()
@@ -374,17 +375,14 @@ func (b *benchRun) submitBatch(ctx context.Context, c *Client, mix string, n int
 		b.sent[id] = now
 	}
 	maps.Copy(b.requests, requests)
-	if b.serving == nil {
-		b.serving = map[cid.Cid]bool{}
-	}
-	for _, id := range served {
+	for id := range served {
 		b.serving[id] = true
 	}
 	b.mu.Unlock()
 	b.submitted.Add(int64(n))
 	res, err := c.Submit(ctx, SubmitRequest{Txs: raw})
 	if err != nil {
-		b.forget(ids)
+		b.forget(ids, served)
 		b.refused.Add(int64(n))
 		b.refuse(err.Error())
 		return
@@ -403,16 +401,28 @@ func (b *benchRun) submitBatch(ctx context.Context, c *Client, mix string, n int
 		}
 		gone = append(gone, ids[i])
 	}
-	b.forget(gone)
+	b.forget(gone, served)
 }
 
-func (b *benchRun) forget(ids []cid.Cid) {
+// forget drops the transactions no validator took. A Served among them
+// (served maps each sent to its request) goes back in line, up to
+// maxServedTries times: a validator that lags refuses it.
+func (b *benchRun) forget(ids []cid.Cid, served map[cid.Cid]benchDue) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, id := range ids {
 		delete(b.sent, id)
+		delete(b.requests, id)
+		delete(b.serving, id)
+		if d, ok := served[id]; ok && d.tries+1 < maxServedTries {
+			d.tries++
+			b.due = append(b.due, d)
+		}
 	}
 }
+
+// maxServedTries bounds how often the bench sends one request's Served.
+const maxServedTries = 5
 
 func (b *benchRun) refuse(reason string) {
 	b.firstRefusal.CompareAndSwap(nil, &reason)
@@ -601,10 +611,12 @@ type benchAccess struct {
 	au benchSigner
 }
 
-// benchDue is a committed access request waiting for its Served.
+// benchDue is a committed access request waiting for its Served; tries
+// counts the Served sent for it that no validator took.
 type benchDue struct {
 	request cid.Cid
 	benchAccess
+	tries int
 }
 
 // accessEvent makes an access request of a random auditor for a random

@@ -66,12 +66,13 @@ func txResult(err error) p2p.TxResult {
 // ErrRefused is a transaction a validator refused, with its reason.
 var ErrRefused = errors.New("transaction refused")
 
-// forward sends a follower's transactions to a validator: the leader
-// first, then the others, until one takes them. A transaction one
-// validator refuses goes to the next: a validator that is catching up (a
-// restarted one, say) refuses a grant of a dataset whose anchor it has
-// not applied yet, while this node has. Its refusal stands only if every
-// validator reached refuses it.
+// forward sends a follower's transactions to a validator: those that
+// have shown this node's height first (the leader first among them), then
+// the ones behind. A refusal from a validator at this node's height
+// stands; one from a validator behind it may come from a state it has not
+// caught up with (a restarted validator refuses a grant whose anchor it
+// has not applied), so the transaction goes on to the next. The last
+// refusal stands if no validator reached takes it.
 func (c *chainNode) forward(ctx context.Context, txs []*chain.Tx) ([]error, error) {
 	raw := make([][]byte, len(txs))
 	for i, tx := range txs {
@@ -82,18 +83,29 @@ func (c *chainNode) forward(ctx context.Context, txs []*chain.Tx) ([]error, erro
 		raw[i] = b
 	}
 	st := c.status.Load()
+	self := st.Height
+	if box := c.state.Load(); box != nil {
+		self = max(self, box.height)
+	}
 	vals := append([]ValidatorStatus(nil), st.Validators...)
+	current := func(v ValidatorStatus) bool { return v.Height >= self }
 	slices.SortStableFunc(vals, func(a, b ValidatorStatus) int {
 		switch {
-		case a.Leader == b.Leader:
-			return 0
-		case a.Leader:
-			return -1
+		case current(a) != current(b):
+			if current(a) {
+				return -1
+			}
+			return 1
+		case a.Leader != b.Leader:
+			if a.Leader {
+				return -1
+			}
+			return 1
 		}
-		return 1
+		return 0
 	})
 	errs := make([]error, len(txs))
-	open := make([]int, len(txs)) // the txs no validator has taken yet
+	open := make([]int, len(txs)) // the txs no validator has decided
 	for i := range open {
 		open[i] = i
 	}
@@ -116,19 +128,22 @@ func (c *chainNode) forward(ctx context.Context, txs []*chain.Tx) ([]error, erro
 			lastErr = err
 			continue
 		}
+		reached = true
 		var still []int
 		for j, r := range res {
 			i := open[j]
 			switch r.Code {
 			case p2p.TxOK:
-				reached, errs[i] = true, nil
+				errs[i] = nil
 			case p2p.TxBusy:
-				reached, errs[i] = true, pbft.ErrBusy
+				errs[i] = pbft.ErrBusy
 			case p2p.TxNotValidator:
 				still = append(still, i)
 			default:
-				reached, errs[i] = true, fmt.Errorf("%w: %s", ErrRefused, r.Reason)
-				still = append(still, i)
+				errs[i] = fmt.Errorf("%w: %s", ErrRefused, r.Reason)
+				if !current(v) {
+					still = append(still, i)
+				}
 			}
 		}
 		open = still

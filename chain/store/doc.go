@@ -48,7 +48,7 @@
 // Heights are big-endian, so blocks are stored in height order; variable
 // parts carry a uvarint length prefix, so no key prefix is another key's.
 //
-//	m/format            "auditnet/store/v1"
+//	m/format            "auditnet/store/v2"
 //	m/genesis           the genesis CID
 //	m/head              height ‖ block time ‖ block CID of the last block
 //	b/<height>          the block, canonical DAG-CBOR (its CID is its header's)

@@ -25,8 +25,11 @@ const (
 	prefixEpoch    = "e/"
 )
 
-// format is the version of the key layout and the encodings.
-const format = "auditnet/store/v1"
+// format is the version of the key layout, the encodings and the state's
+// rules. v2: access records leave the state when served or due (a chain
+// stored by v1 keeps them, so its state roots differ from what this
+// program computes for the same blocks).
+const format = "auditnet/store/v2"
 
 func heightKey(prefix string, h uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(prefix), h)

@@ -153,7 +153,7 @@ func (s *Store) load() error {
 	case err != nil:
 		return fmt.Errorf("read format record: %w", err)
 	case !bytes.Equal(v, []byte(format)):
-		return fmt.Errorf("format %q, this program reads %q", v, format)
+		return fmt.Errorf("format %q, this program reads %q: the chain was stored by another version of auditnet, whose state rules differ; start a new network (auditnet testnet) or give this node a new repo to sync into", v, format)
 	}
 	v, err = s.db.Get(keyGenesis, nil)
 	if err != nil {

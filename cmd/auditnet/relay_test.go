@@ -160,7 +160,10 @@ func TestRelayedAndMisdirectedFetchesRefused(t *testing.T) {
 		t.Fatalf("the holder's journal after a non-member's try: %+v", s)
 	}
 
-	// The auditor node fetches its own copy; it serves it to nobody.
+	// The auditor node fetches its own copy and serves it to nobody: the
+	// chain names the agency as the holder (a request naming the auditor
+	// node is denied on the chain, TestAccessDecidedByChain), so its gate
+	// refuses the request, and a fetch with none.
 	if out := mustCLI(t, "--repo", auditorNode.Dir, "cat", root); out != string(data) {
 		t.Fatalf("the auditor node's cat: %d bytes", len(out))
 	}
