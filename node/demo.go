@@ -313,6 +313,7 @@ func demoOutsider(ctx context.Context, opts DemoOptions, agency *demoNode, say f
 	select {
 	case <-ready:
 	case err := <-done:
+		done <- err // for the deferred wait, which would block for ever otherwise
 		return fmt.Errorf("start the outsider: %w", err)
 	}
 	c, err := DialDaemon(ctx, dir)

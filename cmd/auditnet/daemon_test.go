@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,7 +194,10 @@ func TestDemo(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	base := 36000 + os.Getpid()%300*10
+	// The demo's ports: swarm from base, the outsider's at base+90, APIs
+	// 100 above; all below the ephemeral range, where an outgoing
+	// connection's source port could take one.
+	base := freeBasePort(t, 91)
 	out := mustCLI(t, "demo", "--size-mib", "4", "--base-port", strconv.Itoa(base))
 	for _, want := range []string{
 		"anchored at height", "identical to agency-1's original: true", "denied by the chain: revoked",
@@ -206,5 +210,39 @@ func TestDemo(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Fatalf("the demo left %d entries in its temporary directory", len(left))
+	}
+}
+
+// TestDemoFailsCleanly: when a node of the demo cannot start (here the
+// outsider, its API port taken), the demo stops every node it started and
+// exits with an error naming what failed, rather than hanging.
+func TestDemoFailsCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daemons")
+	}
+	t.Setenv("TMPDIR", t.TempDir())
+	base := freeBasePort(t, 91)
+	taken, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+190))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	type result struct {
+		errOut string
+		code   int
+	}
+	done := make(chan result, 1)
+	go func() {
+		var out, errOut bytes.Buffer
+		code := run([]string{"demo", "--size-mib", "1", "--base-port", strconv.Itoa(base)}, strings.NewReader(""), &out, &errOut)
+		done <- result{errOut.String(), code}
+	}()
+	select {
+	case r := <-done:
+		if r.code == 0 || !strings.Contains(r.errOut, "start the outsider") {
+			t.Fatalf("demo with the outsider's port taken: exit %d: %s", r.code, r.errOut)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the demo hung after a node failed to start")
 	}
 }
