@@ -49,6 +49,8 @@ type accessGate struct {
 	// pathLinks resolves a UnixFS path under a root this node holds to its
 	// link indices (unixfs.ResolveLinks over the node's store).
 	pathLinks func(ctx context.Context, root cid.Cid, path string) ([]int, error)
+	// stored says whether the chain store holds transaction id.
+	stored func(id cid.Cid) bool
 
 	mu       sync.Mutex
 	sessions map[cid.Cid]*accessSession
@@ -115,7 +117,11 @@ type streamStart struct {
 }
 
 func newAccessGate(c *chainNode, pathLinks func(context.Context, cid.Cid, string) ([]int, error), logger *slog.Logger) *accessGate {
-	return &accessGate{c: c, self: c.opts.Signer.ID(), logger: logger, pathLinks: pathLinks,
+	stored := func(id cid.Cid) bool {
+		_, _, err := c.store.Tx(id)
+		return err == nil
+	}
+	return &accessGate{c: c, self: c.opts.Signer.ID(), logger: logger, pathLinks: pathLinks, stored: stored,
 		sessions: map[cid.Cid]*accessSession{}, streams: map[streamKey]streamStart{}, wake: make(chan struct{}, 1)}
 }
 
@@ -242,8 +248,13 @@ func (g *accessGate) lookup(ctx context.Context, id cid.Cid) (box *stateBox, rec
 		if ok || err != nil {
 			return box, rec, ok, false, err
 		}
-		if _, _, err := g.c.store.Tx(id); err == nil {
-			return box, rec, false, true, nil
+		if g.stored(id) {
+			// The store writes after the state is published, so the state
+			// as it is now holds the request's block: look again there,
+			// since box may predate it.
+			box = g.c.state.Load()
+			rec, ok, err = chain.LookupAccess(box.s, id)
+			return box, rec, ok, !ok && err == nil, err
 		}
 		if time.Now().After(deadline) {
 			return box, rec, false, false, nil

@@ -172,9 +172,10 @@ func (f *Fetcher) open(ctx context.Context, p peer.ID, root cid.Cid, scope Scope
 	if err := writeFrame(st, raw); err != nil {
 		return fail(fmt.Errorf("send fetch request to %s: %w", p, err))
 	}
-	if err := st.CloseWrite(); err != nil {
-		return fail(fmt.Errorf("send fetch request to %s: %w", p, err))
-	}
+	// A provider that answers at once (a refusal) may close its side
+	// before this one closes its writing half, and then the close fails
+	// although the request arrived: the reply below says what happened.
+	_ = st.CloseWrite()
 	s.br = bufio.NewReaderSize(st, 1<<20)
 	st.SetReadDeadline(f.cfg.Now().Add(f.cfg.IdleTimeout))
 	b, err := readFrame(s.br, maxReplySize)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+
 	"crypto/rand"
 	"net/http"
 	"os"
@@ -72,46 +73,52 @@ func TestServedOnlyUnderAuthorisedRequests(t *testing.T) {
 	}
 
 	// The fetch loop, owned by this test and stopped before the checks.
+	// It holds turn for each attempt: the test takes turn to pause it.
 	var (
-		mu        sync.Mutex
-		attempts  []attempt
-		noQuorum  bool
-		stop      = make(chan struct{})
-		loopDone  = make(chan struct{})
-		successes = func() int {
-			mu.Lock()
-			defer mu.Unlock()
-			n := 0
-			for _, a := range attempts {
-				if a.code == 0 {
-					n++
-				}
-			}
-			return n
-		}
+		mu       sync.Mutex
+		attempts []attempt
+		noQuorum bool
+		turn     = make(chan struct{}, 1)
+		stop     = make(chan struct{})
+		loopDone = make(chan struct{})
 	)
+	successes := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, a := range attempts {
+			if a.code == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	fetchOnce := func(root string, args ...string) attempt {
+		mu.Lock()
+		nq := noQuorum
+		mu.Unlock()
+		a := attempt{dataset: root, start: time.Now(), duringNoQuorum: nq}
+		var out, errOut bytes.Buffer
+		a.code = run(append([]string{"--repo", auditor.Dir, "cat", "--purpose", "fault check"}, append(args, root)...), strings.NewReader(""), &out, &errOut)
+		a.end, a.out, a.errOut = time.Now(), out.String(), errOut.String()
+		mu.Lock()
+		if noQuorum != nq {
+			a.duringNoQuorum = false // the phase changed under it: not counted either way
+		}
+		attempts = append(attempts, a)
+		mu.Unlock()
+		return a
+	}
 	go func() {
 		defer close(loopDone)
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
-			default:
+			case turn <- struct{}{}:
 			}
-			root := roots[i%len(roots)]
-			mu.Lock()
-			nq := noQuorum
-			mu.Unlock()
-			a := attempt{dataset: root, start: time.Now(), duringNoQuorum: nq}
-			var out, errOut bytes.Buffer
-			a.code = run([]string{"--repo", auditor.Dir, "cat", "--purpose", "fault check", root}, strings.NewReader(""), &out, &errOut)
-			a.end, a.out, a.errOut = time.Now(), out.String(), errOut.String()
-			mu.Lock()
-			if noQuorum != nq {
-				a.duringNoQuorum = false // the phase changed under it: not counted either way
-			}
-			attempts = append(attempts, a)
-			mu.Unlock()
+			fetchOnce(roots[i%len(roots)])
+			<-turn
 		}
 	}()
 	stopLoop := func() {
@@ -123,6 +130,8 @@ func TestServedOnlyUnderAuthorisedRequests(t *testing.T) {
 		<-loopDone
 	}
 	defer stopLoop()
+	pause := func() { turn <- struct{}{} } // once the attempt under way ends
+	resume := func() { <-turn }
 	progress := func(what string) {
 		t.Helper()
 		n := successes()
@@ -140,20 +149,28 @@ func TestServedOnlyUnderAuthorisedRequests(t *testing.T) {
 	journal := servedJournal(t, agency)
 	killed := time.Now()
 	agency.kill(t)
-	var pending, pendingRoot string // an authorised request its holder never served
 	eventually(t, "a fetch to fail on the killed holder", chainWait, func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
 		last := attempts[len(attempts)-1]
-		if !last.start.After(killed) || !strings.Contains(last.errOut, "the holder "+agency.PeerID) {
-			return false, last.errOut
-		}
-		_, after, _ := strings.Cut(last.errOut, "under access request ")
-		pending, pendingRoot = strings.Trim(strings.Fields(after + " .")[0], ".,:;"), last.dataset
-		return pending != "", last.errOut
+		return last.start.After(killed) && strings.Contains(last.errOut, "the holder "+agency.PeerID), last.errOut
 	})
 	agency.restart(t, nil)
 	progress("fetches after the holder's restart")
+
+	// An authorised request its holder never served, made with the loop
+	// paused, so that few blocks of its access window pass (the loop
+	// makes dozens of blocks a second): the holder is killed again.
+	pause()
+	journal = append(journal, servedJournal(t, agency)...)
+	agency.kill(t)
+	failed := fetchOnce(granted[0])
+	_, after, _ := strings.Cut(failed.errOut, "under access request ")
+	pending := strings.Trim(strings.Fields(after + " .")[0], ".,:;")
+	if failed.code == 0 || !strings.Contains(failed.errOut, "the holder "+agency.PeerID) || pending == "" {
+		t.Fatalf("a fetch from the killed holder: exit %d: %s", failed.code, failed.errOut)
+	}
+	agency.restart(t, nil)
 
 	// No quorum: two of four validators stopped. From when the holder
 	// itself sees no quorum until they are back, nothing may be served.
@@ -167,6 +184,7 @@ func TestServedOnlyUnderAuthorisedRequests(t *testing.T) {
 	noQuorum = true
 	mu.Unlock()
 	quorumLost := time.Now()
+	resume()
 	eventually(t, "fetches attempted without a quorum", chainWait, func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -178,23 +196,24 @@ func TestServedOnlyUnderAuthorisedRequests(t *testing.T) {
 		}
 		return n >= 3, ""
 	})
+	pause()
 	// The pending request is still authorised and unserved on the chain,
 	// but the holder, seeing no quorum, refuses it.
-	_, errOut, code := cli(t, nil, "--repo", auditor.Dir, "cat", "--request", pending, pendingRoot)
-	if code == 0 || !strings.Contains(errOut, "not fresh") {
-		t.Fatalf("a fetch under a pending request without a quorum: exit %d: %s", code, errOut)
+	if a := fetchOnce(granted[0], "--request", pending); a.code == 0 || !strings.Contains(a.errOut, "not fresh") {
+		t.Fatalf("a fetch under a pending request without a quorum: exit %d: %s", a.code, a.errOut)
 	}
 	mu.Lock()
 	noQuorum = false
 	mu.Unlock()
 	quorumBack := time.Now()
 	c.startAll(t, vals[0], vals[1])
+	eventually(t, "the holder to serve the pending request with the quorum back", chainWait, func() (bool, string) {
+		a := fetchOnce(granted[0], "--request", pending)
+		return a.code == 0, a.errOut
+	})
+	resume()
 	progress("fetches with the quorum back")
 	stopLoop()
-	eventually(t, "the holder to serve the pending request with the quorum back", chainWait, func() (bool, string) {
-		_, errOut, code := cli(t, nil, "--repo", auditor.Dir, "cat", "--request", pending, pendingRoot)
-		return code == 0, errOut
-	})
 	journal = append(journal, servedJournal(t, agency)...)
 
 	// The auditor's side: a fetch either printed the whole dataset or
