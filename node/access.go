@@ -54,6 +54,9 @@ type accessGate struct {
 
 	mu       sync.Mutex
 	sessions map[cid.Cid]*accessSession
+	// waiting counts, per requester, the fetches waiting to see their
+	// request committed (at most maxWaitingPerPeer each).
+	waiting map[peer.ID]int
 	// streams are the streams authorised and not yet finished, by request
 	// and stream nonce; journal is the last journalSize finished ones.
 	streams map[streamKey]streamStart
@@ -122,7 +125,7 @@ func newAccessGate(c *chainNode, pathLinks func(context.Context, cid.Cid, string
 		return err == nil
 	}
 	return &accessGate{c: c, self: c.opts.Signer.ID(), logger: logger, pathLinks: pathLinks, stored: stored,
-		sessions: map[cid.Cid]*accessSession{}, streams: map[streamKey]streamStart{}, wake: make(chan struct{}, 1)}
+		sessions: map[cid.Cid]*accessSession{}, streams: map[streamKey]streamStart{}, waiting: map[peer.ID]int{}, wake: make(chan struct{}, 1)}
 }
 
 // served returns the holder's journal of the streams it served, oldest
@@ -143,7 +146,23 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	if st := g.c.Status(); !st.HasQuorum || st.Lag > 0 {
 		return errFreshness
 	}
+	// A peer's fetches that wait for their request to commit are capped:
+	// one member cannot hold the holder's goroutines with requests that
+	// never come.
+	who := req.RequesterID()
+	g.mu.Lock()
+	if g.waiting[who] >= maxWaitingPerPeer {
+		g.mu.Unlock()
+		return fmt.Errorf("too many fetches from %s wait for their access requests to commit (at most %d)", who, maxWaitingPerPeer)
+	}
+	g.waiting[who]++
+	g.mu.Unlock()
 	box, rec, ok, settled, err := g.lookup(ctx, id)
+	g.mu.Lock()
+	if g.waiting[who]--; g.waiting[who] == 0 {
+		delete(g.waiting, who)
+	}
+	g.mu.Unlock()
 	// Fresh again after the lookup, which may wait for the request to
 	// commit here: the view that serves is the one that holds it.
 	st := g.c.Status()
@@ -227,6 +246,10 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	g.streams[streamKey{id, string(req.Nonce)}] = streamStart{at: time.Now(), viewHeight: view}
 	return nil
 }
+
+// maxWaitingPerPeer bounds the fetches of one peer waiting, each up to
+// requestLag, for their access request to commit here.
+const maxWaitingPerPeer = 8
 
 var errFreshness = errors.New("this holder's view of the chain is not fresh (no quorum of validators heard from, or behind)")
 

@@ -2,12 +2,18 @@ package node
 
 import (
 	"context"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"auditnet/chain"
 	"auditnet/internal/dagcbor"
+	"auditnet/p2p"
 )
 
 // TestGateLookupSeesARequestCommittedMeanwhile: the holder's lookup read
@@ -39,5 +45,65 @@ func TestGateLookupSeesARequestCommittedMeanwhile(t *testing.T) {
 	c.state.Store(&stateBox{s: before, height: 9})
 	if _, _, ok, settled, err := g.lookup(context.Background(), id); err != nil || ok || !settled {
 		t.Fatalf("a settled request: open %v, settled %v, err %v", ok, settled, err)
+	}
+}
+
+// TestGateCapsWaitingFetchesPerPeer: a holder lets at most
+// maxWaitingPerPeer fetches of one peer wait for their access requests to
+// commit; the next is refused at once, another peer's is not, and the
+// count goes back to zero when the waits end.
+func TestGateCapsWaitingFetchesPerPeer(t *testing.T) {
+	c := &chainNode{}
+	c.status.Store(&ChainStatus{Quorum: 1, Validators: []ValidatorStatus{{Self: true}}})
+	c.state.Store(&stateBox{s: chain.NewMemState(), height: 3})
+	g := &accessGate{c: c, stored: func(cid.Cid) bool { return false }, waiting: map[peer.ID]int{},
+		sessions: map[cid.Cid]*accessSession{}, streams: map[streamKey]streamStart{}}
+	requestFrom := func(name string) (*p2p.FetchRequest, peer.ID) {
+		sk, _, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := peer.IDFromPrivateKey(sk)
+		return &p2p.FetchRequest{Auth: &dagcbor.Link{Cid: testLink(t, name).Cid}, Requester: []byte(id)}, id
+	}
+	flooder, who := requestFrom("never committed")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make(chan error, maxWaitingPerPeer)
+	for range maxWaitingPerPeer {
+		go func() { errs <- g.Authorize(ctx, flooder) }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.mu.Lock()
+		n := g.waiting[who]
+		g.mu.Unlock()
+		if n == maxWaitingPerPeer {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d fetches waiting, want %d", n, maxWaitingPerPeer)
+		}
+		runtime.Gosched()
+	}
+	if err := g.Authorize(ctx, flooder); err == nil || !strings.Contains(err.Error(), "too many fetches") {
+		t.Fatalf("the flooder's next fetch: %v", err)
+	}
+	other, _ := requestFrom("another")
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	if err := g.Authorize(done, other); err != nil && strings.Contains(err.Error(), "too many fetches") {
+		t.Fatalf("another peer's fetch: %v", err)
+	}
+	cancel()
+	for range maxWaitingPerPeer {
+		if err := <-errs; err == nil {
+			t.Fatal("a fetch whose request never committed was authorised")
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.waiting) != 0 {
+		t.Fatalf("waiting after the waits ended: %v", g.waiting)
 	}
 }
