@@ -26,17 +26,7 @@ func TestAccessDecidedByChain(t *testing.T) {
 	skipShort(t)
 	c := newChainNet(t, 4, 2)
 	c.startAll(t)
-	var agency, auditor, office *netNode
-	for _, n := range c.nodes {
-		switch {
-		case n.Role == "agency" && !n.Validator:
-			agency = n
-		case n.Role == "auditor":
-			auditor = n
-		case n.Role == "office":
-			office = n
-		}
-	}
+	agency, auditor, office := c.roles(t)
 	dir := t.TempDir()
 	ledger := make([]byte, 1<<20+12345)
 	rand.Read(ledger)
@@ -203,7 +193,7 @@ func TestAccessDecidedByChain(t *testing.T) {
 	}
 	// Back up, the holder serves that authorised request when the auditor
 	// finishes the fetch under it; no new request goes on the chain.
-	pending := strings.Fields(errOut[strings.Index(errOut, "under access request "):])[3]
+	pending := pendingRequest(errOut)
 	if _, err := cid.Decode(pending); err != nil {
 		t.Fatalf("no request id in %q", errOut)
 	}

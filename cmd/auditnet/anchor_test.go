@@ -140,6 +140,27 @@ func TestAddAnchors(t *testing.T) {
 	}
 }
 
+// roles returns the nodes the audit tests drive: the agency that follows
+// the chain (the holder), the auditor (nil in a net without one), and an
+// audit-office validator (the last).
+func (c *chainNet) roles(t *testing.T) (agency, auditor, office *netNode) {
+	t.Helper()
+	for _, n := range c.nodes {
+		switch {
+		case n.Role == "agency" && !n.Validator:
+			agency = n
+		case n.Role == "auditor":
+			auditor = n
+		case n.Role == "office":
+			office = n
+		}
+	}
+	if agency == nil || office == nil {
+		t.Fatal("the testnet has no follower agency or no office node")
+	}
+	return agency, auditor, office
+}
+
 // access submits an access request of auditor for ds from its owner
 // through via, and returns its outcome once committed.
 func (c *chainNet) access(t *testing.T, via *netNode, auditor chain.Signer, ds chain.Dataset) chain.Outcome {
@@ -179,15 +200,7 @@ func TestGrantRevokeAndUnpin(t *testing.T) {
 	skipShort(t)
 	c := newChainNet(t, 4, 1)
 	c.startAll(t)
-	var agency, office *netNode
-	for _, n := range c.nodes {
-		switch {
-		case n.Role == "agency" && !n.Validator:
-			agency = n
-		case n.Role == "office":
-			office = n
-		}
-	}
+	agency, _, office := c.roles(t)
 	dir := t.TempDir()
 	file, other := filepath.Join(dir, "contracts.csv"), filepath.Join(dir, "minutes.txt")
 	os.WriteFile(file, []byte("id,amount\n1,100\n"), 0o600)

@@ -38,17 +38,7 @@ func TestServedOnlyUnderAuthorisedRequests(t *testing.T) {
 	skipShort(t)
 	c := newChainNet(t, 4, 2)
 	c.startAll(t)
-	var agency, auditor, office *netNode
-	for _, n := range c.nodes {
-		switch {
-		case n.Role == "agency" && !n.Validator:
-			agency = n
-		case n.Role == "auditor":
-			auditor = n
-		case n.Role == "office" && office == nil:
-			office = n
-		}
-	}
+	agency, auditor, office := c.roles(t)
 	vals := without(c.validators(), office)
 
 	// Two granted datasets and one the auditor has no grant for.
@@ -165,8 +155,7 @@ func TestServedOnlyUnderAuthorisedRequests(t *testing.T) {
 	journal = append(journal, servedJournal(t, agency)...)
 	agency.kill(t)
 	failed := fetchOnce(granted[0])
-	_, after, _ := strings.Cut(failed.errOut, "under access request ")
-	pending := strings.Trim(strings.Fields(after + " .")[0], ".,:;")
+	pending := pendingRequest(failed.errOut)
 	if failed.code == 0 || !strings.Contains(failed.errOut, "the holder "+agency.PeerID) || pending == "" {
 		t.Fatalf("a fetch from the killed holder: exit %d: %s", failed.code, failed.errOut)
 	}
@@ -271,6 +260,16 @@ func TestServedOnlyUnderAuthorisedRequests(t *testing.T) {
 	if servedBytes < 6 || failedClosed < 3 {
 		t.Fatalf("the checker saw %d streams with data and %d fetches without a quorum: too few to mean anything", servedBytes, failedClosed)
 	}
+}
+
+// pendingRequest is the access request a failed fetch names ("… under
+// access request ID …"), or "".
+func pendingRequest(errOut string) string {
+	_, after, ok := strings.Cut(errOut, "under access request ")
+	if !ok {
+		return ""
+	}
+	return strings.Trim(strings.Fields(after + " .")[0], ".,:;")
 }
 
 // servedJournal is the holder's journal of the streams it served.

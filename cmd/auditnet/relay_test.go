@@ -39,17 +39,7 @@ func TestRelayedAndMisdirectedFetchesRefused(t *testing.T) {
 	skipShort(t)
 	c := newChainNet(t, 4, 2)
 	c.startAll(t)
-	var agency, auditorNode, office *netNode
-	for _, n := range c.nodes {
-		switch {
-		case n.Role == "agency" && !n.Validator:
-			agency = n
-		case n.Role == "auditor":
-			auditorNode = n
-		case n.Role == "office" && office == nil:
-			office = n
-		}
-	}
+	agency, auditorNode, office := c.roles(t)
 	keys, err := node.ReadBenchKeys(c.tn.Bench)
 	if err != nil {
 		t.Fatal(err)
