@@ -217,8 +217,7 @@ func (g *accessGate) Authorize(ctx context.Context, req *p2p.FetchRequest) error
 	s := g.sessions[id]
 	g.mu.Unlock()
 	if s == nil {
-		g.c.waitStored(ctx, rec.Height) // the store writes behind the state
-		scope, err := g.c.requestScope(id)
+		scope, err := g.c.requestScope(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -477,12 +476,8 @@ func (g *accessGate) record(ctx context.Context, id cid.Cid, ack *chain.Ack) {
 }
 
 // requestScope reads the scope of the committed access request id.
-func (c *chainNode) requestScope(id cid.Cid) (chain.Scope, error) {
-	h, i, err := c.store.Tx(id)
-	if err != nil {
-		return chain.Scope{}, fmt.Errorf("access request %s: %w", id, err)
-	}
-	cb, err := c.store.Committed(h)
+func (c *chainNode) requestScope(ctx context.Context, id cid.Cid) (chain.Scope, error) {
+	cb, i, err := c.txBlock(ctx, id)
 	if err != nil {
 		return chain.Scope{}, fmt.Errorf("access request %s: %w", id, err)
 	}

@@ -611,20 +611,47 @@ func (c *chainNode) setStored(h uint64) {
 	c.storedMu.Unlock()
 }
 
+// committedHeight is the last height this node committed: the published
+// state's, which the status (published after it) may trail by a block.
+func (c *chainNode) committedHeight() uint64 {
+	h := uint64(0)
+	if st := c.status.Load(); st != nil {
+		h = st.Height
+	}
+	if box := c.state.Load(); box != nil {
+		h = max(h, box.height)
+	}
+	return h
+}
+
+// txBlock finds committed transaction id and its block. The store writes
+// behind the core: a transaction this node committed may be a block or
+// two from it, so a miss waits for the store to catch up and looks again.
+func (c *chainNode) txBlock(ctx context.Context, id cid.Cid) (pbft.Committed, int, error) {
+	h, i, err := c.store.Tx(id)
+	if errors.Is(err, store.ErrNotFound) {
+		if committed := c.committedHeight(); committed > c.stored.Load() {
+			c.waitStored(ctx, committed)
+			h, i, err = c.store.Tx(id)
+		}
+	}
+	if err != nil {
+		return pbft.Committed{}, 0, fmt.Errorf("tx %s: %w", id, err)
+	}
+	cb, err := c.store.Committed(h)
+	if err != nil {
+		return pbft.Committed{}, 0, err
+	}
+	return cb, i, nil
+}
+
 // waitStored waits until the store holds height h, if the core has
 // committed it: an API reader who saw a height in the status, or a
 // holder that found a request in the published state (which the status
 // may trail by a block), can read its block although the store writes
 // behind the core.
 func (c *chainNode) waitStored(ctx context.Context, h uint64) {
-	committed := uint64(0)
-	if st := c.status.Load(); st != nil {
-		committed = st.Height
-	}
-	if box := c.state.Load(); box != nil {
-		committed = max(committed, box.height)
-	}
-	if h > committed {
+	if h > c.committedHeight() {
 		return
 	}
 	timeout := time.NewTimer(10 * time.Second)

@@ -135,24 +135,8 @@ func (d *Daemon) lookupTx(r *http.Request, param string) (cid.Cid, pbft.Committe
 	if err != nil {
 		return cid.Undef, pbft.Committed{}, 0, fmt.Errorf("%w: ?%s: %v", ErrBadRef, param, err)
 	}
-	h, i, err := d.chain.store.Tx(id)
-	if errors.Is(err, store.ErrNotFound) {
-		// The store writes behind the core: a transaction the status
-		// already counts may be a block or two from the store. Wait for
-		// the height the core published, then look again.
-		if st := d.chain.status.Load(); st != nil && st.Height > d.chain.stored.Load() {
-			d.chain.waitStored(r.Context(), st.Height)
-			h, i, err = d.chain.store.Tx(id)
-		}
-	}
-	if err != nil {
-		return id, pbft.Committed{}, 0, fmt.Errorf("tx %s: %w", id, err)
-	}
-	cb, err := d.chain.store.Committed(h)
-	if err != nil {
-		return id, pbft.Committed{}, 0, err
-	}
-	return id, cb, i, nil
+	cb, i, err := d.chain.txBlock(r.Context(), id)
+	return id, cb, i, err
 }
 
 func (d *Daemon) apiChainTx(w http.ResponseWriter, r *http.Request) {

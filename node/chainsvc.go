@@ -83,10 +83,7 @@ func (c *chainNode) forward(ctx context.Context, txs []*chain.Tx) ([]error, erro
 		raw[i] = b
 	}
 	st := c.status.Load()
-	self := st.Height
-	if box := c.state.Load(); box != nil {
-		self = max(self, box.height)
-	}
+	self := c.committedHeight()
 	vals := append([]ValidatorStatus(nil), st.Validators...)
 	current := func(v ValidatorStatus) bool { return v.Height >= self }
 	slices.SortStableFunc(vals, func(a, b ValidatorStatus) int {
