@@ -530,7 +530,7 @@ type access struct {
 func (d *Daemon) requestAccess(ctx context.Context, root cid.Cid, path string, o AccessOptions) (access, error) {
 	c := d.chain
 	if o.Request != "" {
-		return d.existingAccess(root, o.Request)
+		return d.existingAccess(ctx, root, o.Request)
 	}
 	evs, err := c.anchorsOf(ctx, root)
 	if err != nil {
@@ -579,7 +579,7 @@ func (d *Daemon) requestAccess(ctx context.Context, root cid.Cid, path string, o
 // existingAccess is the access of an earlier request of this node's for
 // root. Whether it may still be served is the holder's to decide, from
 // its own view of the chain.
-func (d *Daemon) existingAccess(root cid.Cid, request string) (access, error) {
+func (d *Daemon) existingAccess(ctx context.Context, root cid.Cid, request string) (access, error) {
 	id, err := cid.Decode(request)
 	if err != nil {
 		return access{}, fmt.Errorf("%w: request %q: %v", ErrBadRef, request, err)
@@ -590,7 +590,7 @@ func (d *Daemon) existingAccess(root cid.Cid, request string) (access, error) {
 	case err != nil:
 		return access{}, err
 	case !ok:
-		return access{}, fmt.Errorf("no open access request %s on the chain (never authorised, served already, or past its access window)", id)
+		return access{}, d.chain.closedRequest(ctx, id, root)
 	case !bytes.Equal(rec.Auditor, d.chain.opts.Signer.ID()):
 		return access{}, fmt.Errorf("access request %s is another auditor's", id)
 	case !rec.Dataset.Root.Cid.Equals(root):
@@ -605,6 +605,28 @@ func (d *Daemon) existingAccess(root cid.Cid, request string) (access, error) {
 		return access{}, err
 	}
 	return access{tx: id, height: rec.Height, holder: holder, dataset: rec.Dataset, size: ds.Size}, nil
+}
+
+// closedRequest explains why request id, which the state no longer (or
+// never) held open, cannot be fetched under: a request whose service the
+// chain recorded leaves the state, but its block still says whose it was
+// and for which dataset, and those are the clearer reasons.
+func (c *chainNode) closedRequest(ctx context.Context, id, root cid.Cid) error {
+	closed := fmt.Errorf("no open access request %s on the chain (never authorised, served already, or past its access window)", id)
+	cb, i, err := c.txBlock(ctx, id)
+	if err != nil {
+		return closed
+	}
+	tx := cb.Block.Txs[i]
+	switch a := tx.Body.Access; {
+	case a == nil:
+		return fmt.Errorf("%s is not an access request", id)
+	case !bytes.Equal(tx.Body.Sender, c.opts.Signer.ID()):
+		return fmt.Errorf("access request %s is another auditor's", id)
+	case !a.Dataset.Root.Cid.Equals(root):
+		return fmt.Errorf("access request %s is for %s, not %s", id, a.Dataset.Root.Cid, root)
+	}
+	return closed
 }
 
 // accessFetchOptions are the fetch options of an authorised access: its

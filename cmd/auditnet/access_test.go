@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,15 @@ func TestAccessDecidedByChain(t *testing.T) {
 		t.Fatalf("%d access events for the open dataset", len(openAccess))
 	}
 	failCLI(t, "served", "--repo", auditor.Dir, "cat", "--request", openAccess[0].Tx, roots["open.txt"])
+	failCLI(t, "is for "+roots["open.txt"], "--repo", auditor.Dir, "cat", "--request", openAccess[0].Tx, roots["minutes.txt"])
+	// Once its service is on the chain the request leaves the state; its
+	// block still gives the reasons.
+	eventually(t, "the open dataset's service on the chain", chainWait, func() (bool, string) {
+		var evs []node.LogEntry
+		json.Unmarshal([]byte(mustCLI(t, "--repo", auditor.Dir, "log", "--dataset", roots["open.txt"], "--kind", "served", "--json")), &evs)
+		return len(evs) == 1, fmt.Sprint(evs)
+	})
+	failCLI(t, "served already", "--repo", auditor.Dir, "cat", "--request", openAccess[0].Tx, roots["open.txt"])
 	failCLI(t, "is for "+roots["open.txt"], "--repo", auditor.Dir, "cat", "--request", openAccess[0].Tx, roots["minutes.txt"])
 	// A revoked grant is refused.
 	mustCLI(t, "--repo", agency.Dir, "grant", roots["minutes.txt"], auditor.PeerID)
