@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"auditnet/chain"
 	"auditnet/internal/dagcbor"
 )
 
@@ -22,8 +23,9 @@ import (
 // Ack); this layer only bounds and delivers them.
 const AckProtocol = "/auditnet/ack/1"
 
-// MaxAckSize bounds an acknowledgement.
-const MaxAckSize = 4 << 10
+// MaxAckSize bounds an acknowledgement: the chain's bound on an encoded
+// Ack, so that a frame this layer delivers is one the chain can take.
+const MaxAckSize = chain.MaxAckSize
 
 // ackTimeout bounds each read and write of an acknowledgement stream.
 const ackTimeout = 10 * time.Second
@@ -118,7 +120,7 @@ func SendAck(ctx context.Context, h host.Host, p peer.ID, ack []byte) error {
 		st.Reset()
 		return fmt.Errorf("p2p: send acknowledgement to %s: %w", p, err)
 	}
-	raw, err := readFrame(bufio.NewReader(io.LimitReader(st, 4096)), 4000)
+	raw, err := readFrame(bufio.NewReader(io.LimitReader(st, maxReplySize+16)), maxReplySize)
 	if err != nil {
 		st.Reset()
 		return fmt.Errorf("p2p: acknowledgement to %s: no answer: %w", p, err)
