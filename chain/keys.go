@@ -3,6 +3,7 @@ package chain
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -54,6 +55,21 @@ func NewSigner(key ed25519.PrivateKey) Signer {
 	}
 	key = bytes.Clone(key)
 	return &edSigner{key: key, id: PeerIDFromPublicKey(key.Public().(ed25519.PublicKey))}
+}
+
+// ErrNotAKey is returned by ParseHexKey for text that is not an Ed25519
+// private key in hex.
+var ErrNotAKey = errors.New("not an Ed25519 private key in hex")
+
+// ParseHexKey returns the Signer of an Ed25519 private key written in hex
+// (the form of admin key files and the testnet's bench keys); surrounding
+// white space is ignored.
+func ParseHexKey(s string) (Signer, error) {
+	key, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(key) != ed25519.PrivateKeySize {
+		return nil, ErrNotAKey
+	}
+	return NewSigner(ed25519.PrivateKey(key)), nil
 }
 
 func (s *edSigner) ID() []byte { return bytes.Clone(s.id) }

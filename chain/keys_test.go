@@ -277,3 +277,19 @@ func FuzzParsePeerID(f *testing.F) {
 		}
 	})
 }
+
+// TestParseHexKey reads a key file's text back to the signer that wrote
+// it, and refuses what is not a whole Ed25519 private key in hex.
+func TestParseHexKey(t *testing.T) {
+	keys, _ := libp2pKeys(t, 1)
+	s, err := ParseHexKey("  " + fmt.Sprintf("%x", []byte(keys[0])) + "\n")
+	if err != nil || !bytes.Equal(s.ID(), NewSigner(keys[0]).ID()) {
+		t.Fatalf("ParseHexKey: %v", err)
+	}
+	good := fmt.Sprintf("%x", []byte(keys[0]))
+	for _, bad := range []string{"", good[:len(good)-2], good + "00", "zz" + good[2:], good[:len(good)/2]} {
+		if _, err := ParseHexKey(bad); !errors.Is(err, ErrNotAKey) {
+			t.Errorf("ParseHexKey(%q): %v", bad, err)
+		}
+	}
+}

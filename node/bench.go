@@ -3,10 +3,8 @@ package node
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -520,11 +518,10 @@ func newTxGen(ctx context.Context, chainID string, keys []BenchKey, c *Client) (
 	g.height.Store(st.Height)
 	g.nonce.Store(uint64(time.Now().UnixNano()))
 	for _, k := range keys {
-		raw, err := hex.DecodeString(k.Key)
-		if err != nil || len(raw) != ed25519.PrivateKeySize {
-			return nil, fmt.Errorf("bench key %s: not an Ed25519 private key", k.PeerID)
+		s, err := chain.ParseHexKey(k.Key)
+		if err != nil {
+			return nil, fmt.Errorf("bench key %s: %w", k.PeerID, err)
 		}
-		s := chain.NewSigner(ed25519.PrivateKey(raw))
 		bs := benchSigner{id: s.ID(), signer: s}
 		switch Role(k.Role) {
 		case RoleAgency:

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -317,9 +314,9 @@ func readAdminKey(path string) (chain.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(raw)))
-	if err != nil || len(key) != ed25519.PrivateKeySize {
-		return nil, errors.New(path + ": not an admin key (want an Ed25519 private key in hex)")
+	s, err := chain.ParseHexKey(string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: not an admin key: %w", path, err)
 	}
-	return chain.NewSigner(ed25519.PrivateKey(key)), nil
+	return s, nil
 }
