@@ -286,7 +286,10 @@ func (c *chainNode) attach(h *p2p.Host) error {
 		}
 	}
 	var err error
-	if c.net, err = p2p.NewConsensus(p2p.ConsensusConfig{Host: h, Deliver: c.deliver, Logger: c.log}); err != nil {
+	// A consensus frame that waited two view-change timeouts for its peer
+	// is from a view the others have left or a slot long decided.
+	maxAge := 2 * c.opts.Timers.ViewChangeTimeout
+	if c.net, err = p2p.NewConsensus(p2p.ConsensusConfig{Host: h, Deliver: c.deliver, Logger: c.log, MaxFrameAge: maxAge}); err != nil {
 		return err
 	}
 	if c.txs, err = p2p.NewTxService(p2p.TxServiceConfig{Host: h, Handle: c.handleTxs, Logger: c.log}); err != nil {

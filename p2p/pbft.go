@@ -30,6 +30,7 @@ const (
 	DefaultQueueBytes   = 64 << 20
 	DefaultFrameTimeout = 30 * time.Second
 	DefaultWriterIdle   = time.Minute
+	DefaultMaxFrameAge  = 5 * time.Second
 )
 
 // Redial backoff of a writer whose stream broke or could not be opened:
@@ -70,7 +71,17 @@ type ConsensusConfig struct {
 	// closes its stream, drops what is queued (counted as dropped) and
 	// exits; the next Send starts a new one.
 	WriterIdle time.Duration
-	Logger     *slog.Logger
+	// MaxFrameAge is how long a frame may wait in its peer's queue (default
+	// 5 s). An older one is dropped, counted as dropped, when the writer
+	// takes the queue and when Send finds the queue full. A peer that could
+	// not be reached for a while (a validator killed and restarted) then
+	// gets what is current when it is back, not first a backlog of the
+	// votes and view changes the others have long moved past, which it
+	// would read, and act on, before the NEW-VIEW that tells it where they
+	// are; and a full queue makes room by dropping its stalest frames, not
+	// the newest.
+	MaxFrameAge time.Duration
+	Logger      *slog.Logger
 }
 
 // Direction says which frames Cut drops: those to a peer (Outbound),
@@ -93,8 +104,8 @@ type ConsensusStats struct {
 	// ReceivedFrames and ReceivedBytes were handed to Deliver.
 	ReceivedFrames, ReceivedBytes uint64
 	// DroppedFrames were refused by Send (queue full, empty or too large),
-	// cut, lost with a stream that broke twice under them, or dropped by a
-	// writer that retired.
+	// cut, lost with a stream that broke twice under them, expired in the
+	// queue (MaxFrameAge), or dropped by a writer that retired.
 	DroppedFrames uint64
 	// Redials counts streams opened again after one broke or a dial failed.
 	Redials uint64
@@ -122,18 +133,25 @@ type Consensus struct {
 	spawn    chan struct{} // a queue without a writer has frames
 
 	cuts atomic.Pointer[map[peer.ID]Direction]
+	now  func() time.Time // the clock of MaxFrameAge; tests replace it
 
 	sentFrames, sentBytes, recvFrames, recvBytes, dropped, redials atomic.Uint64
 }
 
 // sendQueue holds the frames for one peer; Consensus.mu guards it.
 type sendQueue struct {
-	frames [][]byte // waiting to be taken by the writer
-	spare  [][]byte // the writer's last batch, emptied, for reuse
-	n      int      // frames waiting or in the batch being written
+	frames [][]byte    // waiting to be taken by the writer
+	at     []time.Time // when each of frames was queued
+	spare  [][]byte    // the writer's last batch, emptied, for reuse
+	n      int         // frames waiting or in the batch being written
 	bytes  int64
 	wake   chan struct{} // frames were queued
+	up     chan struct{} // a connection to the peer opened
 	writer bool          // a writer goroutine owns the queue
+}
+
+func newSendQueue() *sendQueue {
+	return &sendQueue{wake: make(chan struct{}, 1), up: make(chan struct{}, 1)}
 }
 
 // NewConsensus returns the transport; Run registers it on the host.
@@ -156,7 +174,10 @@ func NewConsensus(cfg ConsensusConfig) (*Consensus, error) {
 	if cfg.WriterIdle == 0 {
 		cfg.WriterIdle = DefaultWriterIdle
 	}
-	if cfg.MaxFrame < 0 || cfg.QueueFrames < 0 || cfg.QueueBytes < 0 || cfg.FrameTimeout < 0 || cfg.WriterIdle < 0 {
+	if cfg.MaxFrameAge == 0 {
+		cfg.MaxFrameAge = DefaultMaxFrameAge
+	}
+	if cfg.MaxFrame < 0 || cfg.QueueFrames < 0 || cfg.QueueBytes < 0 || cfg.FrameTimeout < 0 || cfg.WriterIdle < 0 || cfg.MaxFrameAge < 0 {
 		return nil, errors.New("p2p: consensus transport limits must not be negative")
 	}
 	if cfg.Logger == nil {
@@ -167,6 +188,7 @@ func NewConsensus(cfg ConsensusConfig) (*Consensus, error) {
 		log:    cfg.Logger,
 		queues: make(map[peer.ID]*sendQueue),
 		spawn:  make(chan struct{}, 1),
+		now:    time.Now,
 	}, nil
 }
 
@@ -183,6 +205,12 @@ func (c *Consensus) Run(ctx context.Context) error {
 	c.started = true
 	c.mu.Unlock()
 	c.cfg.Host.SetStreamHandler(ConsensusProtocol, func(st network.Stream) { c.handle(ctx, st) })
+	// A writer waiting to redial a peer it could not reach tries again as
+	// soon as the peer connects (a restarted validator dials its peers),
+	// not at the end of its backoff.
+	notify := &network.NotifyBundle{ConnectedF: func(_ network.Network, conn network.Conn) { c.connected(conn.RemotePeer()) }}
+	c.cfg.Host.Network().Notify(notify)
+	defer c.cfg.Host.Network().StopNotify(notify)
 	c.log.Info("consensus transport running")
 	for {
 		c.startWriters(ctx)
@@ -227,18 +255,24 @@ func (c *Consensus) Send(to peer.ID, frame []byte) bool {
 		c.dropped.Add(1)
 		return true
 	}
+	now := c.now()
 	c.mu.Lock()
 	q := c.queues[to]
 	if q == nil {
-		q = &sendQueue{wake: make(chan struct{}, 1)}
+		q = newSendQueue()
 		c.queues[to] = q
 	}
-	if q.n >= c.cfg.QueueFrames || q.bytes+int64(len(frame)) > c.cfg.QueueBytes {
+	full := func() bool { return q.n >= c.cfg.QueueFrames || q.bytes+int64(len(frame)) > c.cfg.QueueBytes }
+	if full() {
+		c.expire(q, now)
+	}
+	if full() {
 		c.mu.Unlock()
 		c.dropped.Add(1)
 		return false
 	}
 	q.frames = append(q.frames, frame)
+	q.at = append(q.at, now)
 	q.n++
 	q.bytes += int64(len(frame))
 	signal := q.wake
@@ -351,16 +385,50 @@ func (c *Consensus) read(st network.Stream, from peer.ID) error {
 	}
 }
 
-// take hands the writer everything queued for q (nil if nothing). Frames
-// stay counted in q until done releases them.
+// connected wakes the writer of p, if it waits to redial.
+func (c *Consensus) connected(p peer.ID) {
+	c.mu.Lock()
+	q := c.queues[p]
+	c.mu.Unlock()
+	if q != nil {
+		select {
+		case q.up <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// expire drops the frames that waited in q longer than MaxFrameAge; the
+// caller holds c.mu. Frames are queued in time order, so they are a prefix.
+func (c *Consensus) expire(q *sendQueue, now time.Time) {
+	k := 0
+	for k < len(q.at) && now.Sub(q.at[k]) > c.cfg.MaxFrameAge {
+		k++
+	}
+	if k == 0 {
+		return
+	}
+	for _, f := range q.frames[:k] {
+		q.bytes -= int64(len(f))
+	}
+	clear(q.frames[:k])
+	q.frames, q.at = q.frames[k:], q.at[k:]
+	q.n -= k
+	c.dropped.Add(uint64(k))
+}
+
+// take hands the writer everything queued for q that is not stale (nil if
+// nothing). Frames stay counted in q until done releases them.
 func (c *Consensus) take(q *sendQueue) [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.expire(q, c.now())
 	if len(q.frames) == 0 {
 		return nil
 	}
 	batch := q.frames
 	q.frames, q.spare = q.spare, nil
+	q.at = q.at[:0]
 	return batch
 }
 
@@ -400,7 +468,7 @@ func (c *Consensus) retire(p peer.ID, q *sendQueue, force bool) bool {
 	for _, f := range q.frames {
 		q.bytes -= int64(len(f))
 	}
-	q.frames = nil
+	q.frames, q.at = nil, nil
 	if c.queues[p] == q {
 		delete(c.queues, p)
 	}
@@ -437,7 +505,7 @@ func (c *Consensus) write(ctx context.Context, p peer.ID, q *sendQueue) {
 					log.Info("consensus writer retired: peer unreachable", "err", err)
 					return
 				}
-				if !sleep(ctx, backoff) {
+				if !c.redialWait(ctx, q, backoff) {
 					return
 				}
 				backoff = min(max(2*backoff, minRedial), maxRedial)
@@ -494,8 +562,9 @@ func (c *Consensus) pending(q *sendQueue) bool {
 	return len(q.frames) > 0
 }
 
-// sleep waits d or until ctx ends; false if ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
+// redialWait waits d before a writer dials its peer again, or less if the
+// peer connects meanwhile; false if ctx ended.
+func (c *Consensus) redialWait(ctx context.Context, q *sendQueue, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -503,6 +572,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
+	case <-q.up:
 		return true
 	case <-ctx.Done():
 		return false

@@ -507,3 +507,89 @@ func TestConsensusWriterRetires(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// testClock is a clock a test moves forward by hand.
+type testClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// TestConsensusDropsStaleFrames: what waited for a peer longer than
+// MaxFrameAge is dropped. A peer that comes back after being down gets
+// the frames sent since, not first the backlog of frames sent while it
+// was away (a restarted validator read that backlog, and acted on its old
+// view changes, before the NEW-VIEW that said where the others were); and
+// a full queue takes a new frame by dropping its stale ones.
+func TestConsensusDropsStaleFrames(t *testing.T) {
+	t.Run("peer back", func(t *testing.T) {
+		clock := &testClock{}
+		a := newConsensusNode(t, nil, ConsensusConfig{MaxFrameAge: time.Second})
+		a.c.now = clock.now
+		b := newConsensusNode(t, nil, ConsensusConfig{})
+		linkWire(t, a.wireHost, b.wireHost)
+		if !a.c.Send(b.ID(), []byte("before")) {
+			t.Fatal("send refused")
+		}
+		waitFor(t, 10*time.Second, "the first frame", func() bool { return b.count(a.ID()) == 1 })
+		addr, key := b.Addrs()[0], b.key
+		b.stop()
+		b.Close()
+		waitFor(t, 10*time.Second, "the connection to end", func() bool { return len(a.Network().ConnsToPeer(b.ID())) == 0 })
+		for i := range 50 {
+			if !a.c.Send(b.ID(), fmt.Appendf(nil, "stale %d", i)) {
+				t.Fatalf("stale frame %d refused", i)
+			}
+		}
+		clock.advance(2 * time.Second)
+
+		h2 := newWireHost(t, key, addr.String())
+		b2 := newConsensusNode(t, h2, ConsensusConfig{})
+		linkWire(t, h2, a.wireHost) // the restarted peer dials, as a daemon does
+		if !a.c.Send(b2.ID(), []byte("fresh")) {
+			t.Fatal("fresh frame refused")
+		}
+		waitFor(t, 30*time.Second, "the fresh frame", func() bool { return b2.count(a.ID()) > 0 })
+		if got := b2.received(a.ID()); len(got) != 1 || string(got[0]) != "fresh" {
+			t.Fatalf("the peer back got %q, want only the fresh frame", got)
+		}
+		if st := a.c.Stats(); st.DroppedFrames == 0 || st.Queued[b.ID()] != 0 {
+			t.Fatalf("stats %+v: the stale frames are neither dropped nor gone", st)
+		}
+	})
+	t.Run("full queue", func(t *testing.T) {
+		clock := &testClock{}
+		a := newConsensusNode(t, nil, ConsensusConfig{QueueFrames: 8, MaxFrameAge: time.Second})
+		a.c.now = clock.now
+		dead := newWireHost(t, nil, "")
+		a.members.Add(dead.ID())
+		a.Peerstore().AddAddrs(dead.ID(), dead.Addrs(), time.Hour)
+		dead.Close()
+		for i := range 8 {
+			if !a.c.Send(dead.ID(), []byte{byte(i)}) {
+				t.Fatalf("frame %d refused", i)
+			}
+		}
+		if a.c.Send(dead.ID(), []byte{8}) {
+			t.Fatal("a ninth frame accepted into a queue of 8 fresh ones")
+		}
+		clock.advance(2 * time.Second)
+		if !a.c.Send(dead.ID(), []byte{9}) {
+			t.Fatal("a full queue of stale frames refused a new one")
+		}
+		if st := a.c.Stats(); st.Queued[dead.ID()] != 1 || st.DroppedFrames != 9 {
+			t.Fatalf("stats %+v: want the new frame queued, 8 stale and 1 refused dropped", st)
+		}
+	})
+}
