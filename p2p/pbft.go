@@ -494,8 +494,9 @@ func (c *Consensus) write(ctx context.Context, p peer.ID, q *sendQueue) {
 			if broke {
 				c.redials.Add(1)
 			}
-			if err := w.open(ctx); err != nil {
-				log.Debug("open consensus stream", "err", err)
+			dialed := time.Now()
+			if err := w.open(ctx, q.up); err != nil {
+				log.Debug("open consensus stream", "err", err, "took", time.Since(dialed))
 				broke = true
 				if time.Since(last) > c.cfg.WriterIdle {
 					if retry != nil {
@@ -592,13 +593,17 @@ type peerWriter struct {
 	stop func() bool   // cancels the reset on ctx's end
 }
 
-func (w *peerWriter) open(ctx context.Context) error {
-	// The writer keeps its own backoff; the swarm's (5 s and growing to 5
-	// minutes after failures) would hold a validator back long after its
-	// peer is up again.
-	dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "consensus"), dialTimeout)
-	defer cancel()
-	st, err := w.c.cfg.Host.NewStream(dctx, w.p, ConsensusProtocol)
+// open opens a stream to the peer. A dial to a peer that is down can take
+// seconds to fail (a QUIC handshake waits out its timeout where TCP is
+// refused at once), and a connection the peer opens meanwhile (a
+// restarted validator dials its peers) does not end it: up, which says
+// the peer connected, cuts the dial short, and the stream is opened on
+// that connection.
+func (w *peerWriter) open(ctx context.Context, up <-chan struct{}) error {
+	st, err := w.newStream(ctx, up)
+	if err != nil && ctx.Err() == nil && w.c.cfg.Host.Network().Connectedness(w.p) == network.Connected {
+		st, err = w.newStream(ctx, nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -616,6 +621,27 @@ func (w *peerWriter) open(ctx context.Context) error {
 		st.Read(b[:])
 	}(w.dead)
 	return nil
+}
+
+// newStream dials the peer for a consensus stream, for at most
+// dialTimeout, or until up fires. The writer keeps its own backoff; the
+// swarm's (5 s and growing to 5 minutes after failures) would hold a
+// validator back long after its peer is up again.
+func (w *peerWriter) newStream(ctx context.Context, up <-chan struct{}) (network.Stream, error) {
+	dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "consensus"), dialTimeout)
+	defer cancel()
+	if up != nil {
+		dialing := make(chan struct{})
+		defer close(dialing)
+		go func() {
+			select {
+			case <-up:
+				cancel()
+			case <-dialing:
+			}
+		}()
+	}
+	return w.c.cfg.Host.NewStream(dctx, w.p, ConsensusProtocol)
 }
 
 func (w *peerWriter) writeBatch(batch [][]byte) error {

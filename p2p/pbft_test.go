@@ -593,3 +593,41 @@ func TestConsensusDropsStaleFrames(t *testing.T) {
 		}
 	})
 }
+
+// TestConsensusRedialCutShortByConnection: a dial to a peer that is down
+// over QUIC does not fail at once, as TCP's does, but waits out the
+// handshake timeout (5 s here); a writer dialing then would hold every
+// frame for the restarted peer that long, though the peer, back, has
+// connected to this node. The peer's connection ends the dial and the
+// frames go out on it at once. The peer comes back on another port, so
+// that the dial under way cannot reach it and end by itself.
+func TestConsensusRedialCutShortByConnection(t *testing.T) {
+	a := newConsensusNode(t, newWireHost(t, nil, "/ip4/127.0.0.1/udp/0/quic-v1"), ConsensusConfig{})
+	b := newConsensusNode(t, newWireHost(t, nil, "/ip4/127.0.0.1/udp/0/quic-v1"), ConsensusConfig{})
+	linkWire(t, a.wireHost, b.wireHost)
+	if !a.c.Send(b.ID(), []byte("before")) {
+		t.Fatal("send refused")
+	}
+	waitFor(t, 10*time.Second, "the first frame", func() bool { return b.count(a.ID()) == 1 })
+	key := b.key
+	b.stop()
+	b.Close()
+	waitFor(t, 10*time.Second, "the connection to end", func() bool { return len(a.Network().ConnsToPeer(b.ID())) == 0 })
+	// The writer dials the peer that is down, and waits.
+	a.c.Send(b.ID(), []byte("while down"))
+	waitFor(t, 10*time.Second, "the writer to dial", func() bool { return a.c.Stats().Redials > 0 })
+
+	h2 := newWireHost(t, key, "/ip4/127.0.0.1/udp/0/quic-v1")
+	b2 := newConsensusNode(t, h2, ConsensusConfig{})
+	back := time.Now()
+	linkWire(t, h2, a.wireHost)
+	a.c.Send(b2.ID(), []byte("fresh"))
+	waitFor(t, 30*time.Second, "the fresh frame", func() bool {
+		got := b2.received(a.ID())
+		return len(got) > 0 && string(got[len(got)-1]) == "fresh"
+	})
+	// Well inside the 5 s a QUIC dial to a dead port takes to fail.
+	if took := time.Since(back); took > 3*time.Second {
+		t.Fatalf("the frames reached the restarted peer %v after it connected", took)
+	}
+}
