@@ -67,3 +67,49 @@ func repeatedLeaderKills(t *testing.T, seed uint64, down time.Duration, rejoin b
 	}
 	t.Logf("worst view change %v (bound %v)", worst, bound)
 }
+
+// TestMissedNewViewIsWaitedFor: the old leader restarts in an earlier
+// view and first reads the others' old view changes for their view (a
+// backlog a peer's queue kept while it was down), so it joins that view
+// change, with a quorum of view changes for it in hand; the NEW-VIEW that
+// would put it in their view is lost for longer than its view-change
+// timeout, doubled. The others' heartbeats say they started that view:
+// its leader did not fail, so the node must not move on alone to the next
+// view, where it would vote in no lower one and stay out of theirs. Once
+// a NEW-VIEW gets through, it is in their view.
+func TestMissedNewViewIsWaitedFor(t *testing.T) {
+	for _, seed := range rejoinSeeds() {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { missedNewViewIsWaitedFor(t, seed) })
+	}
+}
+
+func missedNewViewIsWaitedFor(t *testing.T, seed uint64) {
+	s, vals, old, w := leaderKilledScenario(t, seed)
+	others := without(vals, old)
+	lost := true
+	s.sc.filter = func(s *sim, from, to int, m *Message) bool {
+		return lost && to == old.idx && m != nil && m.NewView != nil
+	}
+	s.handle(&event{kind: evRestart, to: old.idx})
+	for _, n := range others {
+		if vc := n.core.myVC; vc != nil && vc.ViewChange.View == w {
+			old.core.Step(n.id, &Message{ViewChange: vc})
+		}
+	}
+	s.drain(old)
+	if c := old.core; c.view != w || !c.changing || c.askedAtLeast(w) < c.quorum() {
+		t.Fatalf("the old view changes did not start view %d's change, with a quorum, on the restarted node: %s", w, views(old))
+	}
+	timeout := time.Duration(s.config(old).ViewChangeTimeoutMs) * time.Millisecond
+	s.runUntil(s.now + 3*timeout)
+	inView(t, w, others...)
+	if c := old.core; c.view != w {
+		t.Fatalf("it moved on alone: %s", views(vals...))
+	}
+	lost = false
+	s.await(2*time.Second, "the restarted node to start the others' view", func() (bool, string) {
+		inView(t, w, others...)
+		c := old.core
+		return c.view == w && !c.changing, views(vals...)
+	})
+}

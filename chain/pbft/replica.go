@@ -202,6 +202,7 @@ type Replica struct {
 	nonce   uint64
 
 	heights       map[string]uint64
+	heard         map[string]heardView // each validator's view, from its last heartbeat of this epoch
 	nextHeartbeat int64
 	lastPropose   int64
 	syncUntil     int64
@@ -277,7 +278,7 @@ func New(cfg Config, now int64) (*Replica, error) {
 		vcs: map[string]*SignedViewChange{}, votes: map[voteSlot]map[string]*chain.SignedVote{},
 		execs: map[cid.Cid]*execution{}, signed: map[voteSlot]cid.Cid{}, future: map[string][]*Message{},
 		checkpoints: map[uint64]map[string]cid.Cid{}, cpBlocks: map[uint64]cid.Cid{}, verified: map[[32]byte]bool{},
-		evidence: map[voteSlotBy]bool{}, accused: map[string]uint64{}, heights: map[string]uint64{}, shared: map[string]int64{},
+		evidence: map[voteSlotBy]bool{}, accused: map[string]uint64{}, heights: map[string]uint64{}, heard: map[string]heardView{}, shared: map[string]int64{},
 		leaderSeen: now, slotStart: now, viewStart: now, replayLists: chain.NewReplayCache(),
 	}
 	m.SkipVerified(c.isVerified)
@@ -563,6 +564,9 @@ func (c *Replica) onHeartbeat(sh *SignedHeartbeat) error {
 	if hb.Height > c.heights[string(sh.Signer)] {
 		c.heights[string(sh.Signer)] = hb.Height
 	}
+	if hb.Epoch == c.vals.Epoch {
+		c.heard[string(sh.Signer)] = heardView{view: hb.View, changing: hb.Changing, at: c.now}
+	}
 	if hb.View == c.view && string(sh.Signer) == string(c.leaderOf(c.view)) {
 		c.leaderSeen = c.now
 	}
@@ -575,6 +579,27 @@ func (c *Replica) onHeartbeat(sh *SignedHeartbeat) error {
 		c.requestSync(sh.Signer)
 	}
 	return nil
+}
+
+// heardView is a validator's view as its last heartbeat said, and when
+// this node heard it.
+type heardView struct {
+	view     uint64
+	changing bool
+	at       int64
+}
+
+// othersInView reports whether f+1 other validators, by heartbeats heard
+// within the last view-change timeout, are in view v and not changing: at
+// least one honest node started v, so its NEW-VIEW exists.
+func (c *Replica) othersInView(v uint64) bool {
+	n := 0
+	for id, h := range c.heard {
+		if id != string(c.id) && c.vals.Members[id] && h.view == v && !h.changing && c.now-h.at <= c.cfg.ViewChangeTimeoutMs {
+			n++
+		}
+	}
+	return n > c.faults()
 }
 
 func (c *Replica) requestSync(from []byte) {

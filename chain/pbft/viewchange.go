@@ -26,8 +26,17 @@ const maxBackoff = 4
 // sending its view change again in case it was lost; without this rule a
 // node whose timers ran shorter would run views ahead of everyone and no
 // view would ever gather a quorum.
+//
+// Nor does it move on when f+1 validators' heartbeats say they started
+// this view: the view's leader did not fail, this node missed its
+// NEW-VIEW (a validator restarted in an earlier view, that joined the
+// view change from the others' old view changes, say). Moving on alone,
+// it would vote in no lower view, so it would stay out of theirs until
+// they changed view again, and one more failure would stall the chain;
+// waiting, its heartbeat, which says it is changing to their view, has
+// them send it the NEW-VIEW (shareView).
 func (c *Replica) viewChangeTimedOut() {
-	if c.askedAtLeast(c.view) >= c.quorum() {
+	if c.askedAtLeast(c.view) >= c.quorum() && !c.othersInView(c.view) {
 		c.startViewChange(c.view+1, "no new view in time")
 		return
 	}
