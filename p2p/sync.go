@@ -275,6 +275,14 @@ func (s *SyncService) serve(st network.Stream, from peer.ID) error {
 	return st.CloseWrite()
 }
 
+// syncDialTimeout bounds the dial of a sync stream. A node syncs from one
+// peer at a time, and the peer it picked (the leader whose heartbeat
+// showed a new height, say) may just have died: a dial to it fails at once
+// over TCP but waits out QUIC's 5 s handshake timeout, and a validator a
+// block behind cannot vote meanwhile. The core asks again, from a live
+// peer, once the dial fails.
+const syncDialTimeout = 2 * time.Second
+
 // FetchCommitted asks from for up to max committed blocks from height
 // start and returns those it sends, which may be fewer (none when start is
 // past its height). It checks that heights are consecutive from start and
@@ -295,7 +303,7 @@ func FetchCommitted(ctx context.Context, h host.Host, from peer.ID, start uint64
 	if err != nil {
 		return nil, err
 	}
-	st, err := h.NewStream(ctx, from, SyncProtocol)
+	st, err := h.NewStream(network.WithDialPeerTimeout(ctx, syncDialTimeout), from, SyncProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("open sync stream to %s: %w", from, err)
 	}

@@ -304,3 +304,24 @@ func FuzzDecodeSyncedBlock(f *testing.F) {
 		}
 	})
 }
+
+// TestFetchCommittedFromADeadPeerFailsSoon: a sync from a peer that died
+// (over QUIC, whose dial to a closed port waits out a 5 s handshake
+// timeout) fails within syncDialTimeout, so that a node, which syncs from
+// one peer at a time, asks a live one next instead of waiting.
+func TestFetchCommittedFromADeadPeerFailsSoon(t *testing.T) {
+	a := newWireHost(t, nil, "/ip4/127.0.0.1/udp/0/quic-v1")
+	dead := newWireHost(t, nil, "/ip4/127.0.0.1/udp/0/quic-v1")
+	a.members.Add(dead.ID())
+	a.Peerstore().AddAddrs(dead.ID(), dead.Addrs(), time.Hour)
+	dead.Close()
+	start := time.Now()
+	_, err := FetchCommitted(context.Background(), a, dead.ID(), 1, 16)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("a sync from a dead peer succeeded")
+	}
+	if took > syncDialTimeout+2*time.Second {
+		t.Fatalf("the sync from a dead peer failed after %v (%v)", took, err)
+	}
+}
