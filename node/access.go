@@ -477,15 +477,39 @@ func (g *accessGate) record(ctx context.Context, id cid.Cid, ack *chain.Ack) {
 
 // requestScope reads the scope of the committed access request id.
 func (c *chainNode) requestScope(ctx context.Context, id cid.Cid) (chain.Scope, error) {
+	body, err := c.requestBody(ctx, id)
+	if err != nil {
+		return chain.Scope{}, err
+	}
+	return body.Access.Scope, nil
+}
+
+var errNotAccessRequest = errors.New("is not an access request")
+
+// requestBody reads committed transaction id, which must be an access
+// request, from its block.
+func (c *chainNode) requestBody(ctx context.Context, id cid.Cid) (chain.TxBody, error) {
 	cb, i, err := c.txBlock(ctx, id)
 	if err != nil {
-		return chain.Scope{}, fmt.Errorf("access request %s: %w", id, err)
+		return chain.TxBody{}, fmt.Errorf("access request %s: %w", id, err)
 	}
-	a := cb.Block.Txs[i].Body.Access
-	if a == nil {
-		return chain.Scope{}, fmt.Errorf("%s is not an access request", id)
+	body := cb.Block.Txs[i].Body
+	if body.Access == nil {
+		return chain.TxBody{}, fmt.Errorf("%s %w", id, errNotAccessRequest)
 	}
-	return a.Scope, nil
+	return body, nil
+}
+
+// requestMismatch says why request id, made by auditor for a dataset
+// rooted at dataset, cannot serve this node a fetch of root; nil if it can.
+func (c *chainNode) requestMismatch(id cid.Cid, auditor []byte, dataset, root cid.Cid) error {
+	switch {
+	case !bytes.Equal(auditor, c.opts.Signer.ID()):
+		return fmt.Errorf("access request %s is another auditor's", id)
+	case !dataset.Equals(root):
+		return fmt.Errorf("access request %s is for %s, not %s", id, dataset, root)
+	}
+	return nil
 }
 
 // Access decided by the chain, the auditor's side.
@@ -591,10 +615,9 @@ func (d *Daemon) existingAccess(ctx context.Context, root cid.Cid, request strin
 		return access{}, err
 	case !ok:
 		return access{}, d.chain.closedRequest(ctx, id, root)
-	case !bytes.Equal(rec.Auditor, d.chain.opts.Signer.ID()):
-		return access{}, fmt.Errorf("access request %s is another auditor's", id)
-	case !rec.Dataset.Root.Cid.Equals(root):
-		return access{}, fmt.Errorf("access request %s is for %s, not %s", id, rec.Dataset.Root.Cid, root)
+	}
+	if err := d.chain.requestMismatch(id, rec.Auditor, rec.Dataset.Root.Cid, root); err != nil {
+		return access{}, err
 	}
 	holder, err := peer.IDFromBytes(rec.Provider)
 	if err != nil {
@@ -613,18 +636,15 @@ func (d *Daemon) existingAccess(ctx context.Context, root cid.Cid, request strin
 // and for which dataset, and those are the clearer reasons.
 func (c *chainNode) closedRequest(ctx context.Context, id, root cid.Cid) error {
 	closed := fmt.Errorf("no open access request %s on the chain (never authorised, served already, or past its access window)", id)
-	cb, i, err := c.txBlock(ctx, id)
-	if err != nil {
+	body, err := c.requestBody(ctx, id)
+	switch {
+	case errors.Is(err, errNotAccessRequest):
+		return err
+	case err != nil:
 		return closed
 	}
-	tx := cb.Block.Txs[i]
-	switch a := tx.Body.Access; {
-	case a == nil:
-		return fmt.Errorf("%s is not an access request", id)
-	case !bytes.Equal(tx.Body.Sender, c.opts.Signer.ID()):
-		return fmt.Errorf("access request %s is another auditor's", id)
-	case !a.Dataset.Root.Cid.Equals(root):
-		return fmt.Errorf("access request %s is for %s, not %s", id, a.Dataset.Root.Cid, root)
+	if err := c.requestMismatch(id, body.Sender, body.Access.Dataset.Root.Cid, root); err != nil {
+		return err
 	}
 	return closed
 }
